@@ -1,0 +1,200 @@
+"""The backend contract: *where* a benchmark job runs.
+
+A backend implements four primitives — :meth:`Backend.submit`,
+:meth:`Backend.status`, :meth:`Backend.cancel`, :meth:`Backend.collect` —
+and inherits :meth:`Backend.run`, the template method that submits, waits
+with back-off until a deadline, collects, and cancels on any error or
+interrupt. *How* processes start inside the allocation is the launcher's
+business (:mod:`pytest_hetero.launchers`).
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+from pytest_hetero.config.models import Platform
+from pytest_hetero.errors import JobFailedError, JobTimeoutError, StageError
+
+__all__ = ["Backend", "JobHandle", "JobOutput", "JobSpec", "JobState", "tail_of"]
+
+
+class JobState(str, Enum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    TIMEOUT = "TIMEOUT"
+    CANCELLED = "CANCELLED"
+    NODE_FAIL = "NODE_FAIL"
+    UNKNOWN = "UNKNOWN"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (JobState.PENDING, JobState.RUNNING, JobState.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything a backend needs to start one benchmark job."""
+
+    name: str
+    argv: tuple[str, ...]
+    workdir: Path
+    platform: Platform
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    timeout_s: float = 3600.0
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.workdir / "stdout.log"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.workdir / "stderr.log"
+
+
+@dataclass
+class JobHandle:
+    """A submitted job; backends keep their own state in ``data``."""
+
+    job_id: str
+    spec: JobSpec
+    submitted_at: float = field(default_factory=time.monotonic)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def deadline(self) -> float:
+        """Monotonic time after which waiting gives up (time limit plus a margin)."""
+        return self.submitted_at + self.spec.timeout_s + 30.0
+
+
+@dataclass(frozen=True)
+class JobOutput:
+    """What a finished job left behind."""
+
+    job_id: str
+    state: JobState
+    exit_code: int | None
+    stdout_path: Path
+    stderr_path: Path
+    elapsed_s: float
+    artifacts: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def stdout(self) -> str:
+        return _read(self.stdout_path)
+
+    def log_tail(self, lines: int = 20) -> str:
+        return tail_of(self.stdout_path, self.stderr_path, lines=lines)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def tail_of(*paths: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of the given logs, each under its file name."""
+    parts = []
+    for path in paths:
+        text = _read(path).rstrip("\n")
+        if text:
+            tail = "\n".join(text.splitlines()[-lines:])
+            parts.append(f"[{path.name}]\n{tail}")
+    return "\n".join(parts)
+
+
+class Backend(ABC):
+    """Where a job runs. One instance per platform and session."""
+
+    name: ClassVar[str]
+    #: JSON Schema of ``backend.options`` in platforms.yaml.
+    options_schema: ClassVar[dict[str, Any]] = {"type": "object", "additionalProperties": False}
+    #: Back-off of the wait loop: first interval, factor, ceiling (seconds).
+    poll_initial_s: ClassVar[float] = 0.02
+    poll_factor: ClassVar[float] = 1.5
+    poll_max_s: ClassVar[float] = 2.0
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    @abstractmethod
+    def submit(self, spec: JobSpec) -> JobHandle:
+        """Start the job; raise :class:`~pytest_hetero.errors.SubmitError` if refused."""
+
+    @abstractmethod
+    def status(self, handle: JobHandle) -> JobState:
+        """Current state, without blocking."""
+
+    @abstractmethod
+    def cancel(self, handle: JobHandle) -> None:
+        """Stop the job and everything it started; idempotent."""
+
+    @abstractmethod
+    def collect(self, handle: JobHandle) -> JobOutput:
+        """Output of a finished job."""
+
+    def render(self, spec: JobSpec) -> str:
+        """What would be submitted, for ``--hetero-dry-run``."""
+        return " ".join(spec.argv)
+
+    def close(self) -> None:
+        """Release connections at session end."""
+
+    def run(self, spec: JobSpec) -> JobOutput:
+        """Submit, wait with back-off, collect; cancel on any error or interrupt."""
+        handle = self.submit(spec)
+        try:
+            self.wait(handle)
+            return self.finish(handle)
+        except BaseException:
+            self.cancel(handle)
+            raise
+
+    def wait(self, handle: JobHandle) -> JobState:
+        """Poll with back-off until the job finishes or its deadline passes."""
+        interval = self.poll_initial_s
+        while True:
+            state = self.status(handle)
+            if state.finished:
+                return state
+            if time.monotonic() > handle.deadline:
+                self.cancel(handle)
+                raise JobTimeoutError(
+                    f"no result {handle.deadline - handle.submitted_at:.0f} s after submission",
+                    job_id=handle.job_id,
+                )
+            time.sleep(interval)
+            interval = min(interval * self.poll_factor, self.poll_max_s)
+
+    def finish(self, handle: JobHandle) -> JobOutput:
+        """Collect a finished job and turn a bad end state into a :class:`StageError`."""
+        output = self.collect(handle)
+        raise_for_state(output)
+        return output
+
+
+def raise_for_state(output: JobOutput) -> None:
+    """Raise the stage error matching a job's end state; return on success."""
+    if output.state is JobState.COMPLETED and output.exit_code in (0, None):
+        return
+    error: type[StageError] = JobTimeoutError if output.state is JobState.TIMEOUT else JobFailedError
+    raise error(_describe(output), job_id=output.job_id, log_tail=output.log_tail())
+
+
+def _describe(output: JobOutput) -> str:
+    if output.state is JobState.TIMEOUT:
+        return f"the job ran past its time limit after {output.elapsed_s:.1f} s and was stopped"
+    if output.state is JobState.CANCELLED:
+        return "the job was cancelled"
+    if output.state is JobState.NODE_FAIL:
+        return "the node running the job failed"
+    return f"the workload exited with status {output.exit_code} after {output.elapsed_s:.1f} s"

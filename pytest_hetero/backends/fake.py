@@ -1,0 +1,124 @@
+"""A public fake backend, like httpx's ``MockTransport``.
+
+It runs nothing: a handler turns each :class:`JobSpec` into a
+:class:`FakeResult` (what the "job" printed and how it ended). Use it to test
+benchmark suites, references and reports without hardware::
+
+    # conftest.py
+    from pytest_hetero.backends.fake import FakeBackend, FakeResult
+
+    def pytest_hetero_make_backend(platform, config):
+        if platform.backend.kind == "fake":
+            return FakeBackend(platform, handler=lambda spec: FakeResult(metrics={"throughput_sps": 42.0}))
+
+Without a handler, the platform's ``backend.options`` describe the result
+(``metrics``, ``exit_code``, ``state``, ``stdout``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pytest_hetero.backends.base import Backend, JobHandle, JobOutput, JobSpec, JobState
+from pytest_hetero.config.models import Platform
+from pytest_hetero.workloads.common import METRICS_PREFIX
+
+__all__ = ["FakeBackend", "FakeResult"]
+
+_METRIC = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["value"],
+    "properties": {
+        "value": {"type": ["number", "null"]},
+        "unit": {"type": "string"},
+        "higher_is_better": {"type": "boolean"},
+    },
+}
+
+
+@dataclass(frozen=True)
+class FakeResult:
+    """How a fake job ends. ``metrics`` maps a name to a value or a full entry."""
+
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    exit_code: int = 0
+    state: JobState = JobState.COMPLETED
+    stdout: str = ""
+    stderr: str = ""
+
+    def render_stdout(self) -> str:
+        entries = [_entry(name, value) for name, value in self.metrics.items()]
+        record = json.dumps({"metrics": entries, "workload": "fake"})
+        text = self.stdout + ("\n" if self.stdout and not self.stdout.endswith("\n") else "")
+        return text + (f"{METRICS_PREFIX}{record}\n" if entries else "")
+
+
+def _entry(name: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        return {"name": name, "unit": "", "higher_is_better": True, **value}
+    return {"name": name, "value": value, "unit": "", "higher_is_better": True}
+
+
+class FakeBackend(Backend):
+    """Finishes every job at once with the handler's :class:`FakeResult`."""
+
+    name = "fake"
+    options_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "metrics": {"type": "object", "additionalProperties": _METRIC},
+            "exit_code": {"type": "integer"},
+            "state": {"enum": [s.value for s in JobState]},
+            "stdout": {"type": "string"},
+        },
+    }
+    _ids = itertools.count(1)
+
+    def __init__(self, platform: Platform, handler: Callable[[JobSpec], FakeResult] | None = None) -> None:
+        super().__init__(platform)
+        self.handler = handler or self._from_options
+        self.submitted: list[JobSpec] = []
+        self.cancelled: list[str] = []
+
+    def _from_options(self, spec: JobSpec) -> FakeResult:
+        opts = self.platform.backend.options
+        return FakeResult(
+            metrics=dict(opts.get("metrics", {})),
+            exit_code=int(opts.get("exit_code", 0)),
+            state=JobState(opts.get("state", "COMPLETED")),
+            stdout=str(opts.get("stdout", "")),
+        )
+
+    def submit(self, spec: JobSpec) -> JobHandle:
+        self.submitted.append(spec)
+        result = self.handler(spec)
+        spec.workdir.mkdir(parents=True, exist_ok=True)
+        spec.stdout_path.write_text(result.render_stdout())
+        spec.stderr_path.write_text(result.stderr)
+        handle = JobHandle(job_id=f"fake-{next(self._ids)}", spec=spec)
+        handle.data["result"] = result
+        return handle
+
+    def status(self, handle: JobHandle) -> JobState:
+        result: FakeResult = handle.data["result"]
+        return result.state
+
+    def cancel(self, handle: JobHandle) -> None:
+        self.cancelled.append(handle.job_id)
+
+    def collect(self, handle: JobHandle) -> JobOutput:
+        result: FakeResult = handle.data["result"]
+        return JobOutput(
+            job_id=handle.job_id,
+            state=result.state,
+            exit_code=result.exit_code,
+            stdout_path=handle.spec.stdout_path,
+            stderr_path=handle.spec.stderr_path,
+            elapsed_s=0.0,
+        )

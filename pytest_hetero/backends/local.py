@@ -1,0 +1,119 @@
+"""The local backend: the workload as a separate process group on this host."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from typing import Any, ClassVar
+
+from pytest_hetero.backends.base import Backend, JobHandle, JobOutput, JobSpec, JobState
+from pytest_hetero.errors import SubmitError
+
+__all__ = ["LocalBackend"]
+
+
+class LocalBackend(Backend):
+    """Runs each job with ``subprocess.Popen`` in its own session (process group).
+
+    stdout and stderr go to files in the job's work directory; the time limit
+    is enforced by :meth:`status`; :meth:`cancel` signals the whole group
+    (SIGTERM, then SIGKILL after ``kill_grace_s``) so nothing the workload
+    started survives it.
+    """
+
+    name = "local"
+    options_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "kill_grace_s": {"type": "number", "minimum": 0},
+            "inherit_env": {"type": "boolean"},
+        },
+    }
+
+    @property
+    def kill_grace_s(self) -> float:
+        return float(self.platform.backend.options.get("kill_grace_s", 5.0))
+
+    def submit(self, spec: JobSpec) -> JobHandle:
+        spec.workdir.mkdir(parents=True, exist_ok=True)
+        env = self._environment(spec)
+        with open(spec.stdout_path, "wb") as out, open(spec.stderr_path, "wb") as err:
+            try:
+                proc = subprocess.Popen(  # noqa: S603 - argv comes from the launcher
+                    list(spec.argv),
+                    stdout=out,
+                    stderr=err,
+                    stdin=subprocess.DEVNULL,
+                    cwd=spec.workdir,
+                    env=env,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise SubmitError(f"cannot start {spec.argv[0]!r}: {exc.strerror or exc}") from exc
+        handle = JobHandle(job_id=f"local-{proc.pid}", spec=spec)
+        handle.data.update(proc=proc, state=JobState.RUNNING, started=time.monotonic())
+        return handle
+
+    def _environment(self, spec: JobSpec) -> dict[str, str]:
+        inherit = bool(self.platform.backend.options.get("inherit_env", True))
+        env = dict(os.environ) if inherit else {"PATH": os.environ.get("PATH", "")}
+        env.update(self.platform.environment.env)
+        env.update(spec.env)
+        return env
+
+    def status(self, handle: JobHandle) -> JobState:
+        state: JobState = handle.data["state"]
+        if state.finished:
+            return state
+        proc: subprocess.Popen[bytes] = handle.data["proc"]
+        code = proc.poll()
+        if code is not None:
+            return self._settle(handle, JobState.COMPLETED if code == 0 else JobState.FAILED)
+        if time.monotonic() - handle.data["started"] > handle.spec.timeout_s:
+            self._kill_group(proc)
+            return self._settle(handle, JobState.TIMEOUT)
+        return JobState.RUNNING
+
+    def _settle(self, handle: JobHandle, state: JobState) -> JobState:
+        handle.data["state"] = state
+        handle.data["ended"] = time.monotonic()
+        return state
+
+    def cancel(self, handle: JobHandle) -> None:
+        if handle.data["state"].finished:
+            return
+        self._kill_group(handle.data["proc"])
+        self._settle(handle, JobState.CANCELLED)
+
+    def _kill_group(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGTERM the process group, SIGKILL what is left after the grace period."""
+        _signal_group(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=self.kill_grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+        # The leader may be gone while children linger in the group.
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def collect(self, handle: JobHandle) -> JobOutput:
+        proc: subprocess.Popen[bytes] = handle.data["proc"]
+        ended = handle.data.get("ended", time.monotonic())
+        return JobOutput(
+            job_id=handle.job_id,
+            state=handle.data["state"],
+            exit_code=proc.returncode,
+            stdout_path=handle.spec.stdout_path,
+            stderr_path=handle.spec.stderr_path,
+            elapsed_s=ended - handle.data["started"],
+        )
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -1,0 +1,53 @@
+"""Collection: parametrise benchmark tests over the selected platforms."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_hetero.errors import ConfigError
+from pytest_hetero.markers import MARKER, Declaration, incompatibility, read_marker
+from pytest_hetero.session import BENCH_KEY, Benchmark, HeteroSession
+
+__all__ = ["PARAM", "attach_benchmarks", "parametrize"]
+
+#: The autouse fixture that carries the platform parameter of every benchmark.
+PARAM = "_hetero_platform"
+
+
+def _declaration(node: pytest.Item | pytest.Function, marker: pytest.Mark) -> Declaration:
+    try:
+        return read_marker(marker, node.nodeid)
+    except ConfigError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def parametrize(metafunc: pytest.Metafunc, session: HeteroSession) -> None:
+    """One case per selected platform; incompatible ones skipped with the reason."""
+    marker = metafunc.definition.get_closest_marker(MARKER)
+    if marker is None:
+        return
+    decl = _declaration(metafunc.definition, marker)
+    params = []
+    for platform in session.platforms:
+        reason = incompatibility(decl, platform)
+        marks = [pytest.mark.skip(reason=reason)] if reason else []
+        params.append(pytest.param(platform.name, id=platform.name, marks=marks))
+    metafunc.parametrize(PARAM, params, indirect=True)
+
+
+def attach_benchmarks(items: list[pytest.Item], session: HeteroSession) -> None:
+    """Stash each parametrised item's :class:`Benchmark` for the run stages."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or PARAM not in callspec.params:
+            continue
+        marker = item.get_closest_marker(MARKER)
+        assert marker is not None and isinstance(item, pytest.Function)
+        name = item.originalname
+        item.stash[BENCH_KEY] = Benchmark(
+            declaration=_declaration(item, marker),
+            platform=session.catalogue.get(callspec.params[PARAM]),
+            test_key=f"{item.path.name}::{name}",
+            alt_keys=(name,),
+            references_path=item.path.parent / "references.yaml",
+        )

@@ -1,0 +1,97 @@
+"""One exception tree for pytest-hetero.
+
+::
+
+    HeteroError                      every error the plugin raises on purpose
+    ├── ConfigError                  bad platforms.yaml / references / marker / option
+    │   └── UnknownPlatformError     --platform names nothing in the catalogue
+    ├── BackendUnavailableError      optional dependency of a backend missing
+    └── StageError                   a stage of one benchmark failed (carries the stage)
+        ├── SubmitError              provision/launch: the job could not be started
+        ├── JobFailedError           wait: the job ended FAILED / CANCELLED / node failure
+        ├── JobTimeoutError          wait: the job ran past its time limit
+        └── CollectError             collect: output missing or malformed
+
+Third-party errors are translated where they cross into the plugin, with
+``raise ... from exc``. Messages say what happened, where, and what to do.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+__all__ = [
+    "BackendUnavailableError",
+    "CollectError",
+    "ConfigError",
+    "HeteroError",
+    "JobFailedError",
+    "JobTimeoutError",
+    "Stage",
+    "StageError",
+    "SubmitError",
+    "UnknownPlatformError",
+]
+
+
+class Stage(str, Enum):
+    """The named stages of one benchmark; every failure names one."""
+
+    PROVISION = "provision"
+    LAUNCH = "launch"
+    WAIT = "wait"
+    COLLECT = "collect"
+    CHECK = "check"
+    TEARDOWN = "teardown"
+
+
+class HeteroError(Exception):
+    """Base of every error pytest-hetero raises on purpose."""
+
+
+class ConfigError(HeteroError):
+    """Invalid user input: catalogue, references, markers or options."""
+
+
+class UnknownPlatformError(ConfigError):
+    """A platform selector matched nothing in the catalogue."""
+
+
+class BackendUnavailableError(HeteroError):
+    """A backend's optional dependency is not installed."""
+
+
+class StageError(HeteroError):
+    """A stage of one benchmark failed; ``str()`` starts with the stage name."""
+
+    stage: Stage = Stage.WAIT
+
+    def __init__(self, message: str, *, job_id: str | None = None, log_tail: str = "") -> None:
+        self.message = message
+        self.job_id = job_id
+        self.log_tail = log_tail
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        text = f"{self.stage.value}: {self.message}"
+        if self.job_id:
+            text += f" (job {self.job_id})"
+        if self.log_tail:
+            text += f"\n--- last lines of the workload log ---\n{self.log_tail}"
+        return text
+
+
+class SubmitError(StageError):
+    stage = Stage.LAUNCH
+
+
+class JobFailedError(StageError):
+    stage = Stage.WAIT
+
+
+class JobTimeoutError(StageError):
+    stage = Stage.WAIT
+
+
+class CollectError(StageError):
+    stage = Stage.COLLECT

@@ -1,0 +1,142 @@
+"""Session start and end: build the session, gather records, write reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_hetero.config.loader import builtin_catalogue, load_catalogue
+from pytest_hetero.config.models import Catalogue
+from pytest_hetero.errors import BackendUnavailableError, ConfigError, HeteroError
+from pytest_hetero.launchers import get_launcher
+from pytest_hetero.metrics import Metric
+from pytest_hetero.options import read_options, select_platforms
+from pytest_hetero.reporting.json_report import build_report, write_report
+from pytest_hetero.reporting.terminal import summary_lines
+from pytest_hetero.results import BenchmarkResult
+from pytest_hetero.session import BENCH_KEY, RESULT_KEY, SESSION_KEY, HeteroSession
+
+__all__ = ["ReportCollector", "build_session", "outcome_of", "record_for_report"]
+
+
+def build_session(config: pytest.Config) -> HeteroSession:
+    """Load the catalogue, select platforms, check their backends and launchers."""
+    options = read_options(config)
+    catalogue = _catalogue(options.platforms_file)
+    platforms = select_platforms(catalogue, options.selectors)
+    hetero = HeteroSession(config, options, catalogue, platforms)
+    for platform in platforms:
+        get_launcher(platform)
+        try:
+            hetero.backend_for(platform)
+        except BackendUnavailableError as exc:
+            raise ConfigError(f"platform {platform.name!r} ({platform.source}): {exc}") from None
+    return hetero
+
+
+def _catalogue(path: Path | None) -> Catalogue:
+    builtin = builtin_catalogue()
+    if path is None:
+        return builtin
+    loaded = load_catalogue(path)
+    # The built-in 'local' stays available unless the file defines its own.
+    extra = tuple(p for p in builtin.platforms if p.name not in loaded.names())
+    return Catalogue(platforms=loaded.platforms + extra, source=loaded.source)
+
+
+def outcome_of(report: pytest.TestReport) -> str:
+    if hasattr(report, "wasxfail"):
+        return "xpassed" if report.passed else "xfailed"
+    if report.failed:
+        return "failed" if report.when == "call" else "error"
+    return "skipped" if report.skipped else "passed"
+
+
+def record_for_report(item: pytest.Item, report: pytest.TestReport) -> dict[str, Any] | None:
+    """The JSON record of a benchmark item, on the report that ends it."""
+    bench = item.stash.get(BENCH_KEY, None)
+    ends = report.when == "call" or (report.when == "setup" and not report.passed)
+    if bench is None or not ends:
+        return None
+    session = item.config.stash.get(SESSION_KEY, None)
+    if session is None:
+        return None
+    result = item.stash.get(RESULT_KEY, None)
+    if result is None:  # skipped before the benchmark ran
+        result = BenchmarkResult(item.nodeid, bench.test_key, bench.platform, bench.declaration.workload, "")
+        result.references_file = str(bench.references_path)
+        if report.skipped and isinstance(report.longrepr, tuple):
+            result.skip_reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+    return session.make_record(item, result, outcome_of(report))
+
+
+class ReportCollector:
+    """Registered as a plugin: gathers records where reports arrive (the xdist controller too)."""
+
+    def __init__(self, hetero: HeteroSession) -> None:
+        self.hetero = hetero
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        record = getattr(report, "hetero_record", None)
+        if record is not None and not self.hetero.is_worker:
+            self.hetero.add_record(record)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        finish_session(self.hetero, int(exitstatus))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.hetero.is_worker or self.hetero.config.get_verbosity() < 0:
+            return
+        if self.hetero.records:
+            terminalreporter.write_sep("=", "pytest-hetero summary")
+            for line in summary_lines(self.hetero.records):
+                terminalreporter.write_line(line)
+        for note in self.hetero.notes:
+            terminalreporter.write_line(note)
+
+
+def finish_session(hetero: HeteroSession, exit_status: int) -> None:
+    """Cancel leftovers, then (controller only) update references and write reports."""
+    hetero.interrupted = exit_status == pytest.ExitCode.INTERRUPTED
+    hetero.shutdown()
+    if hetero.is_worker:
+        return
+    if hetero.options.update_references:
+        _update_references(hetero)
+    if hetero.options.json_path is not None:
+        report = build_report(
+            run_id=hetero.run_id,
+            records=hetero.records,
+            platforms=[p.name for p in hetero.platforms],
+            exit_status=exit_status,
+            interrupted=hetero.interrupted,
+            cancelled_jobs=hetero.cancelled_jobs,
+            provenance=hetero.provenance,
+        )
+        try:
+            write_report(hetero.options.json_path, report)
+        except OSError as exc:
+            hetero.notes.append(f"pytest-hetero: could not write {hetero.options.json_path}: {exc}")
+        else:
+            hetero.notes.append(f"pytest-hetero: JSON report written to {hetero.options.json_path}")
+
+
+def _update_references(hetero: HeteroSession) -> None:
+    touched = set()
+    for record in hetero.records:
+        if not record["metrics"] or not record["references_file"]:
+            continue
+        path = Path(record["references_file"])
+        metrics = {name: Metric(**m) for name, m in record["metrics"].items()}
+        try:
+            hetero.book(path).update(record["test"], record["platform"]["name"], metrics)
+        except HeteroError as exc:
+            hetero.notes.append(f"pytest-hetero: references not updated: {exc}")
+            continue
+        touched.add(path)
+    for path in sorted(touched):
+        hetero.book(path).save()
+        hetero.notes.append(f"pytest-hetero: references updated in {path}")

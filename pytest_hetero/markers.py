@@ -1,0 +1,106 @@
+"""The ``hetero`` marker: what a benchmark test runs and what it needs.
+
+::
+
+    @pytest.mark.hetero(
+        workload="resnet50",                 # built-in name, or module=..., or command=[...]
+        config={"batch_size": 4},            # same on every platform
+        accelerators=["cpu", "nvidia-gpu"],  # kinds it can run on (default: any)
+        min_accelerators=1,                  # per job, all nodes together
+        min_memory_gb=8,                     # device memory (host memory on CPUs)
+        timeout_min=10,                      # at most the platform's time limit
+    )
+    def test_resnet50(hetero_result): ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from pytest_hetero.config.models import Platform
+from pytest_hetero.errors import ConfigError
+from pytest_hetero.spec import Workload
+
+__all__ = ["MARKER", "Declaration", "incompatibility", "read_marker"]
+
+MARKER = "hetero"
+MARKER_HELP = (
+    "hetero(workload=NAME | module=MODULE | command=[ARGV], config={...}, accelerators=[KINDS], "
+    "min_accelerators=N, min_memory_gb=X, timeout_min=M): a benchmark run on every selected platform"
+)
+_KEYS = {"workload", "module", "command", "config", "accelerators", "min_accelerators", "min_memory_gb", "timeout_min"}
+
+
+@dataclass(frozen=True)
+class Declaration:
+    workload: Workload
+    accelerators: tuple[str, ...] = ()
+    min_accelerators: int = 0
+    min_memory_gb: float | None = None
+    timeout_min: float | None = None
+
+
+def read_marker(marker: pytest.Mark, where: str) -> Declaration:
+    """Validate the marker's arguments; errors name the test."""
+    if marker.args:
+        raise ConfigError(f"{where}: @pytest.mark.hetero takes keyword arguments only ({MARKER_HELP})")
+    kwargs = dict(marker.kwargs)
+    unknown = sorted(set(kwargs) - _KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown @pytest.mark.hetero argument(s) {unknown}; valid: {sorted(_KEYS)}")
+    try:
+        return Declaration(
+            workload=_workload(kwargs, where),
+            accelerators=tuple(kwargs.get("accelerators", ())),
+            min_accelerators=int(kwargs.get("min_accelerators", 0)),
+            min_memory_gb=_optional_float(kwargs.get("min_memory_gb")),
+            timeout_min=_optional_float(kwargs.get("timeout_min")),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: bad @pytest.mark.hetero argument: {exc}") from exc
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _workload(kwargs: dict[str, Any], where: str) -> Workload:
+    config = kwargs.get("config") or {}
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"{where}: @pytest.mark.hetero config= must be a dict, not {type(config).__name__}")
+    given = [k for k in ("workload", "module", "command") if kwargs.get(k)]
+    if len(given) != 1:
+        raise ConfigError(f"{where}: @pytest.mark.hetero needs exactly one of workload=, module=, command=")
+    name = where.rsplit("::", 1)[-1]
+    try:
+        if isinstance(kwargs.get("workload"), Workload):
+            return kwargs["workload"]  # type: ignore[no-any-return]
+        if kwargs.get("workload"):
+            return Workload.builtin(str(kwargs["workload"]), config)
+        if kwargs.get("module"):
+            return Workload(name=name, module=str(kwargs["module"]), config=dict(config))
+        command = kwargs["command"]
+        argv = tuple(command.split() if isinstance(command, str) else (str(a) for a in command))
+        return Workload(name=name, command=argv, config=dict(config))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def incompatibility(decl: Declaration, platform: Platform) -> str | None:
+    """Why ``platform`` cannot run the benchmark, or None when it can."""
+    acc = platform.accelerator
+    if decl.accelerators and acc.kind not in decl.accelerators:
+        return f"needs accelerator kind {' or '.join(decl.accelerators)}, platform {platform.name!r} has {acc.kind}"
+    if platform.total_accelerators < decl.min_accelerators:
+        return (
+            f"needs at least {decl.min_accelerators} accelerators, "
+            f"platform {platform.name!r} gives {platform.total_accelerators}"
+        )
+    memory_gb = platform.resources.mem_gb if acc.kind == "cpu" else acc.memory_gb
+    if decl.min_memory_gb is not None and memory_gb is not None and memory_gb < decl.min_memory_gb:
+        return f"needs {decl.min_memory_gb:g} GB of memory, platform {platform.name!r} has {memory_gb:g} GB"
+    return None

@@ -1,0 +1,123 @@
+"""Command-line options and ini keys, each with a converter.
+
+All options share the ``--hetero-`` prefix (plus the short ``--platform`` and
+``--platforms-file``); ini keys start with ``hetero_``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pytest_hetero.config.models import Catalogue, Platform
+from pytest_hetero.errors import UnknownPlatformError
+
+__all__ = ["HeteroOptions", "add_options", "read_options", "select_platforms"]
+
+DEFAULT_OUTPUT_DIR = ".hetero"
+
+
+def _existing_file(value: str) -> Path:
+    path = Path(value)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"--platforms-file {value!r}: no such file")
+    return path
+
+
+def _split_selectors(values: Iterable[str]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hetero", "pytest-hetero: ML benchmarks across accelerators")
+    group.addoption(
+        "--platform", action="append", default=[], dest="hetero_platform", metavar="NAME",
+        help="platform(s) to benchmark on: names, comma lists, shell globs ('a100-*'), "
+        "'tag:NAME' or 'all'; repeatable (default: local)",
+    )
+    group.addoption(
+        "--platforms-file", type=_existing_file, default=None, dest="hetero_platforms_file", metavar="PATH",
+        help="platform catalogue (YAML) (default: ini hetero_platforms, else the built-in 'local' only)",
+    )
+    group.addoption(
+        "--hetero-json", default=None, dest="hetero_json", metavar="PATH",
+        help="write the versioned JSON report to PATH (default: none)",
+    )
+    group.addoption(
+        "--hetero-output-dir", default=None, dest="hetero_output_dir", metavar="DIR",
+        help=f"where job logs and scripts are kept (default: ini hetero_output_dir, else {DEFAULT_OUTPUT_DIR})",
+    )
+    group.addoption(
+        "--hetero-require-references", action="store_true", dest="hetero_require_references",
+        help="fail a benchmark that has no reference for a metric it reports (default: off)",
+    )
+    group.addoption(
+        "--hetero-update-references", action="store_true", dest="hetero_update_references",
+        help="write measured values back to references.yaml instead of checking them (default: off)",
+    )
+    group.addoption(
+        "--hetero-dry-run", action="store_true", dest="hetero_dry_run",
+        help="print what each benchmark would submit, and submit nothing (default: off)",
+    )
+    parser.addini("hetero_platforms", "platform catalogue file, relative to the rootdir", default=None)
+    parser.addini("hetero_output_dir", "directory for job logs and scripts", default=DEFAULT_OUTPUT_DIR)
+
+
+@dataclass(frozen=True)
+class HeteroOptions:
+    selectors: tuple[str, ...]
+    platforms_file: Path | None
+    json_path: Path | None
+    output_dir: Path
+    require_references: bool
+    update_references: bool
+    dry_run: bool
+
+
+def read_options(config: pytest.Config) -> HeteroOptions:
+    getopt = config.getoption
+    platforms_file = getopt("hetero_platforms_file")
+    ini_file = config.getini("hetero_platforms")
+    if platforms_file is None and ini_file:
+        platforms_file = config.rootpath / str(ini_file)
+        if not platforms_file.is_file():
+            raise pytest.UsageError(f"ini hetero_platforms = {ini_file!r}: no such file ({platforms_file})")
+    output_dir = getopt("hetero_output_dir") or config.rootpath / str(config.getini("hetero_output_dir"))
+    json_path = getopt("hetero_json")
+    return HeteroOptions(
+        selectors=tuple(_split_selectors(getopt("hetero_platform"))),
+        platforms_file=platforms_file,
+        json_path=Path(json_path) if json_path else None,
+        output_dir=Path(output_dir),
+        require_references=bool(getopt("hetero_require_references")),
+        update_references=bool(getopt("hetero_update_references")),
+        dry_run=bool(getopt("hetero_dry_run")),
+    )
+
+
+def select_platforms(catalogue: Catalogue, selectors: Iterable[str]) -> list[Platform]:
+    """Platforms matching any selector, in catalogue order; default ``local``."""
+    wanted = list(selectors) or ["local"]
+    chosen: set[str] = set()
+    for selector in wanted:
+        matches = _matches(catalogue, selector)
+        if not matches:
+            raise UnknownPlatformError(
+                f"--platform {selector!r} matches no platform in {catalogue.source}; "
+                f"known platforms: {', '.join(catalogue.names())}"
+            )
+        chosen.update(matches)
+    return [p for p in catalogue.platforms if p.name in chosen]
+
+
+def _matches(catalogue: Catalogue, selector: str) -> list[str]:
+    if selector == "all":
+        return catalogue.names()
+    if selector.startswith("tag:"):
+        return [p.name for p in catalogue.platforms if selector[4:] in p.tags]
+    return [name for name in catalogue.names() if fnmatch.fnmatchcase(name, selector)]

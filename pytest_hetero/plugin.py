@@ -1,0 +1,124 @@
+"""pytest-hetero's hooks. State lives in :class:`HeteroSession` under ``config.stash``."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Generator
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from pytest_hetero import hookspec
+from pytest_hetero.backends.base import Backend
+from pytest_hetero.backends.registry import get_backend_class
+from pytest_hetero.collection import attach_benchmarks, parametrize
+from pytest_hetero.config.models import Platform
+from pytest_hetero.errors import HeteroError
+from pytest_hetero.fixtures import _hetero_platform, hetero_platform, hetero_result, hetero_run
+from pytest_hetero.lifecycle import ReportCollector, build_session, record_for_report
+from pytest_hetero.markers import MARKER, MARKER_HELP
+from pytest_hetero.options import add_options
+from pytest_hetero.session import BENCH_KEY, RESULT_KEY, SESSION_KEY, HeteroSession
+
+__all__ = ["_hetero_platform", "hetero_platform", "hetero_result", "hetero_run"]
+
+_PREVIOUS_SIGTERM = pytest.StashKey[Any]()
+_COLLECTOR_NAME = "hetero-report-collector"
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspec)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{MARKER}: {MARKER_HELP}")
+    try:
+        hetero = build_session(config)
+    except HeteroError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SESSION_KEY] = hetero
+    config.pluginmanager.register(ReportCollector(hetero), _COLLECTOR_NAME)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        config.stash[_PREVIOUS_SIGTERM] = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+
+
+def _sigterm_to_interrupt(signum: int, frame: FrameType | None) -> None:
+    # Unwind like Ctrl-C, so running jobs are cancelled and reports written.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _PREVIOUS_SIGTERM in config.stash:
+        signal.signal(signal.SIGTERM, config.stash[_PREVIOUS_SIGTERM])
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        session.shutdown()  # idempotent; covers runs that never reached sessionfinish
+        del config.stash[SESSION_KEY]
+    collector = config.pluginmanager.get_plugin(_COLLECTOR_NAME)
+    if collector is not None:
+        config.pluginmanager.unregister(collector)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_hetero_make_backend(platform: Platform, config: pytest.Config) -> Backend:
+    return get_backend_class(platform.backend.kind)(platform)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrize(metafunc, metafunc.config.stash[SESSION_KEY])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    attach_benchmarks(items, config.stash[SESSION_KEY])
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    hetero: HeteroSession = session.config.stash[SESSION_KEY]
+    if hetero.options.dry_run:
+        _print_dry_run(session, hetero)
+    elif not session.config.option.collectonly:
+        hetero.plan(session.items)
+
+
+def _print_dry_run(session: pytest.Session, hetero: HeteroSession) -> None:
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for item in session.items:
+        bench = item.stash.get(BENCH_KEY, None)
+        if bench is not None and reporter is not None:
+            reporter.write_sep("-", f"dry run: {item.nodeid}")
+            reporter.write_line(hetero.dry_run_text(item, bench))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    result = item.stash.get(RESULT_KEY, None)
+    if result is not None and result.error is not None:
+        session = item.config.stash[SESSION_KEY]
+        pytest.fail(f"{result.error}\n{session.log_tail(result)}".rstrip(), pytrace=False)
+    outcome = yield
+    if result is not None:
+        _fail_on_verdicts(result.verdicts)
+    return outcome
+
+
+def _fail_on_verdicts(verdicts: list[Any]) -> None:
+    failed = [v for v in verdicts if v.failed]
+    if failed:
+        pytest.fail("reference check failed:\n  " + "\n  ".join(v.message for v in failed), pytrace=False)
+    expected = [v for v in verdicts if v.kind.value == "xfail"]
+    if expected:
+        pytest.xfail("; ".join(v.message for v in expected))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report: pytest.TestReport = yield
+    record = record_for_report(item, report)
+    if record is not None:
+        report.hetero_record = record  # type: ignore[attr-defined]  # travels to the xdist controller
+    return report

@@ -1,0 +1,1 @@
+"""Reports: the canonical JSON report, JUnit properties, the terminal table."""

@@ -1,0 +1,30 @@
+"""Per-test metrics as JUnit ``<property>`` elements.
+
+pytest writes ``item.user_properties`` into ``<testcase><properties>``. That
+element is valid under ``junit_family = xunit1`` (and ``legacy``); GitLab and
+Jenkins read it under ``xunit2`` too, although the xunit2 XSD does not allow it.
+"""
+
+from __future__ import annotations
+
+from pytest_hetero.results import BenchmarkResult
+
+__all__ = ["junit_properties"]
+
+
+def junit_properties(result: BenchmarkResult) -> list[tuple[str, object]]:
+    props: list[tuple[str, object]] = [
+        ("hetero.platform", result.platform.name),
+        ("hetero.workload", result.workload.name),
+        ("hetero.config_hash", result.workload.config_hash),
+    ]
+    if result.job_id:
+        props.append(("hetero.job_id", result.job_id))
+    for name, metric in result.metrics.items():
+        props.append((f"hetero.metric.{name}", "" if metric.value is None else metric.value))
+        props.append((f"hetero.unit.{name}", metric.unit))
+    for verdict in result.verdicts:
+        props.append((f"hetero.verdict.{verdict.metric}", verdict.kind.value))
+    if result.failed_stage:
+        props.append(("hetero.failed_stage", result.failed_stage))
+    return props

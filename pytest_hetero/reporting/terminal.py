@@ -1,0 +1,32 @@
+"""The terminal summary: platform × workload × metric × verdict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["summary_lines"]
+
+
+def summary_lines(records: list[dict[str, Any]]) -> list[str]:
+    rows = [("test", "platform", "metric", "value", "unit", "verdict")]
+    for record in sorted(records, key=lambda r: (r["test"], r["platform"]["name"])):
+        rows.extend(_rows(record))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+
+
+def _rows(record: dict[str, Any]) -> list[tuple[str, ...]]:
+    test, platform = record["test"], record["platform"]["name"]
+    if not record["metrics"]:
+        stage = (record.get("error") or {}).get("stage")
+        note = record["outcome"] + (f" ({stage})" if stage else "")
+        return [(test, platform, "-", "-", "", note)]
+    verdicts = {v["metric"]: v["verdict"] for v in record["verdicts"]}
+    return [
+        (test, platform, name, _fmt(m["value"]), m["unit"], verdicts.get(name, "-"))
+        for name, m in sorted(record["metrics"].items())
+    ]
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"

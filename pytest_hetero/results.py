@@ -1,0 +1,99 @@
+"""The result of one benchmark on one platform, and its report record."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_hetero.config.models import Platform
+from pytest_hetero.metrics import Metric
+from pytest_hetero.redact import redact_env
+from pytest_hetero.references import Verdict
+from pytest_hetero.spec import Workload
+
+__all__ = ["BenchmarkResult", "RECORD_VERSION"]
+
+RECORD_VERSION = 1
+
+
+@dataclass
+class BenchmarkResult:
+    """What one test measured; filled stage by stage."""
+
+    nodeid: str
+    test_key: str
+    platform: Platform
+    workload: Workload
+    workdir: str
+    env: dict[str, str] = field(default_factory=dict)
+    argv: list[str] = field(default_factory=list)
+    job_id: str | None = None
+    state: str | None = None
+    exit_code: int | None = None
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    workload_info: dict[str, Any] = field(default_factory=dict)
+    verdicts: list[Verdict] = field(default_factory=list)
+    stage_timings_s: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    failed_stage: str | None = None
+    log_paths: dict[str, str] = field(default_factory=dict)
+    references_file: str = ""
+    skip_reason: str | None = None
+    started_at: float = field(default_factory=time.time)
+
+    @property
+    def failed_verdicts(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.failed]
+
+    def metric(self, name: str) -> float | None:
+        """The value of a measured metric (None when absent)."""
+        found = self.metrics.get(name)
+        return None if found is None else found.value
+
+    def to_record(self, outcome: str, provenance: dict[str, Any]) -> dict[str, Any]:
+        """The JSON report record (see ``schemas/report.schema.json``)."""
+        return {
+            "nodeid": self.nodeid,
+            "test": self.test_key,
+            "outcome": outcome,
+            "platform": _platform_record(self.platform),
+            "workload": {
+                "name": self.workload.name,
+                "module": self.workload.module,
+                "command": list(self.workload.command),
+                "config": dict(self.workload.config),
+                "config_hash": self.workload.config_hash,
+                "reported": self.workload_info,
+            },
+            "metrics": {name: m.as_dict() for name, m in self.metrics.items()},
+            "verdicts": [v.as_dict() for v in self.verdicts],
+            "stage_timings_s": self.stage_timings_s,
+            "job": {
+                "id": self.job_id,
+                "state": self.state,
+                "exit_code": self.exit_code,
+                "argv": self.argv,
+                "env": redact_env(self.env),
+                "workdir": self.workdir,
+                "logs": self.log_paths,
+            },
+            "error": None if self.error is None else {"stage": self.failed_stage, "message": self.error},
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at)),
+            "references_file": self.references_file,
+            "provenance": {**provenance, "workload": self.workload_info.get("provenance", {})},
+            **({"skip_reason": self.skip_reason} if self.skip_reason else {}),
+        }
+
+
+def _platform_record(platform: Platform) -> dict[str, Any]:
+    acc = platform.accelerator
+    return {
+        "name": platform.name,
+        "backend": platform.backend.kind,
+        "launcher": platform.launcher.kind,
+        "accelerator": {"kind": acc.kind, "model": acc.model, "count_per_node": acc.count_per_node},
+        "nodes": platform.resources.nodes,
+        "tags": list(platform.tags),
+        "source": platform.source,
+    }

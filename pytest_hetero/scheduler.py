@@ -1,0 +1,130 @@
+"""Submit ahead, wait per test.
+
+Remote jobs queue for minutes. The session plans every selected benchmark's
+job at collection time; the scheduler keeps each platform's ``max_jobs``
+slots busy, in test order, while pytest runs the tests one by one. There is
+no thread per job: whichever test is waiting polls *all* active jobs with
+back-off, harvesting finished ones and refilling free slots.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from pytest_hetero.backends.base import Backend, JobHandle, JobSpec, JobState
+from pytest_hetero.errors import HeteroError, JobTimeoutError
+
+__all__ = ["Job", "Scheduler"]
+
+Tick = Callable[["Job", float], None]
+
+
+@dataclass(eq=False)
+class Job:
+    """One benchmark job through its life: planned, submitted, finished."""
+
+    key: str
+    spec: JobSpec
+    handle: JobHandle | None = None
+    state: JobState = JobState.PENDING
+    error: HeteroError | None = None
+    submitted_at: float | None = None
+    finished_at: float | None = None
+    submit_s: float = 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.error is not None or self.state.finished
+
+    @property
+    def platform_name(self) -> str:
+        return self.spec.platform.name
+
+
+class Scheduler:
+    def __init__(self, backend_for: Callable[[JobSpec], Backend]) -> None:
+        self._backend_for = backend_for
+        self._queue: list[Job] = []
+        self._active: list[Job] = []
+
+    def plan(self, jobs: Iterable[Job]) -> None:
+        """Queue jobs for submission ahead of their tests, in order."""
+        self._queue.extend(jobs)
+        self.fill()
+
+    def fill(self) -> None:
+        """Submit queued jobs while their platform has a free slot."""
+        for job in list(self._queue):
+            if self._running_on(job.platform_name) < job.spec.platform.max_jobs:
+                self._queue.remove(job)
+                self._submit(job)
+
+    def _running_on(self, platform: str) -> int:
+        return sum(1 for job in self._active if job.platform_name == platform)
+
+    def _submit(self, job: Job) -> None:
+        started = time.monotonic()
+        try:
+            job.handle = self._backend_for(job.spec).submit(job.spec)
+        except HeteroError as exc:
+            job.error = exc
+            job.finished_at = time.monotonic()
+            return
+        finally:
+            job.submit_s = time.monotonic() - started
+        job.submitted_at = job.handle.submitted_at
+        job.state = JobState.PENDING
+        self._active.append(job)
+
+    def poll(self) -> None:
+        """Refresh every active job once; retire the finished, enforce deadlines."""
+        for job in list(self._active):
+            self._poll_one(job)
+            if job.done:
+                job.finished_at = time.monotonic()
+                self._active.remove(job)
+        self.fill()
+
+    def _poll_one(self, job: Job) -> None:
+        assert job.handle is not None
+        backend = self._backend_for(job.spec)
+        try:
+            job.state = backend.status(job.handle)
+            if not job.state.finished and time.monotonic() > job.handle.deadline:
+                backend.cancel(job.handle)
+                limit_s = job.handle.deadline - job.handle.submitted_at
+                job.error = JobTimeoutError(f"no result {limit_s:.0f} s after submission", job_id=job.handle.job_id)
+        except HeteroError as exc:
+            job.error = exc
+
+    def wait_for(self, job: Job, on_tick: Tick | None = None) -> Job:
+        """Block until ``job`` is done, keeping every other job moving meanwhile."""
+        if job not in self._active and job not in self._queue and not job.done:
+            self._queue.insert(0, job)  # not planned ahead (xdist, imperative use)
+        backend = self._backend_for(job.spec)
+        interval_s = backend.poll_initial_s
+        waiting_since = time.monotonic()
+        while True:
+            self.poll()
+            if job.done:
+                return job
+            if on_tick is not None:
+                on_tick(job, time.monotonic() - waiting_since)
+            time.sleep(interval_s)
+            interval_s = min(interval_s * backend.poll_factor, backend.poll_max_s)
+
+    def shutdown(self) -> list[Job]:
+        """Cancel everything still queued or running; return the cancelled jobs."""
+        cancelled = list(self._active)
+        self._queue.clear()
+        for job in cancelled:
+            assert job.handle is not None
+            try:
+                self._backend_for(job.spec).cancel(job.handle)
+            except HeteroError:
+                continue  # best effort: report the rest
+            job.state = JobState.CANCELLED
+        self._active.clear()
+        return cancelled

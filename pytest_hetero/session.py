@@ -1,0 +1,230 @@
+"""HeteroSession: the plugin's state for one pytest run, kept in ``config.stash``."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_hetero.backends.base import Backend, JobSpec, JobState, raise_for_state, tail_of
+from pytest_hetero.config.models import Catalogue, Platform
+from pytest_hetero.errors import ConfigError, HeteroError, Stage, StageError
+from pytest_hetero.launchers import get_launcher
+from pytest_hetero.markers import Declaration
+from pytest_hetero.metrics import parse_metrics_record
+from pytest_hetero.options import HeteroOptions
+from pytest_hetero.progress import Progress
+from pytest_hetero.provenance import host_provenance
+from pytest_hetero.redact import scrub, secret_values
+from pytest_hetero.references import ReferenceBook, judge, load_references
+from pytest_hetero.results import BenchmarkResult
+from pytest_hetero.scheduler import Job, Scheduler
+
+__all__ = ["BENCH_KEY", "RESULT_KEY", "SESSION_KEY", "Benchmark", "HeteroSession"]
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One collected item's benchmark: declaration × platform."""
+
+    declaration: Declaration
+    platform: Platform
+    test_key: str
+    alt_keys: tuple[str, ...]
+    references_path: Path
+
+
+SESSION_KEY = pytest.StashKey["HeteroSession"]()
+BENCH_KEY = pytest.StashKey[Benchmark]()
+RESULT_KEY = pytest.StashKey[BenchmarkResult]()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:120]
+
+
+class HeteroSession:
+    def __init__(self, config: pytest.Config, options: HeteroOptions, catalogue: Catalogue, platforms: list[Platform]):
+        self.config = config
+        self.options = options
+        self.catalogue = catalogue
+        self.platforms = platforms
+        workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+        self.is_worker = workerinput is not None
+        run_id = workerinput["testrunuid"] if workerinput else f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        self.run_id: str = run_id
+        self.run_dir = options.output_dir / "runs" / self.run_id
+        self.records: list[dict[str, Any]] = []
+        self.interrupted = False
+        self.cancelled_jobs: list[str] = []
+        self.notes: list[str] = []
+        self._backends: dict[str, Backend] = {}
+        self._books: dict[Path, ReferenceBook] = {}
+        self._jobs: dict[str, Job] = {}
+        self._running: dict[str, BenchmarkResult] = {}
+        self.scheduler = Scheduler(self.backend_for)
+        self.progress = Progress(config)
+
+    # -- backends -------------------------------------------------------
+    def backend_for(self, spec_or_platform: JobSpec | Platform) -> Backend:
+        platform = spec_or_platform.platform if isinstance(spec_or_platform, JobSpec) else spec_or_platform
+        backend = self._backends.get(platform.name)
+        if backend is None:
+            backend = self.config.hook.pytest_hetero_make_backend(platform=platform, config=self.config)
+            if backend is None:
+                raise ConfigError(f"platform {platform.name!r}: no plugin created a {platform.backend.kind!r} backend")
+            self._backends[platform.name] = backend
+        return backend
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        return host_provenance(self.config.rootpath)
+
+    # -- jobs -------------------------------------------------------------
+    def jobspec(self, item: pytest.Item, bench: Benchmark) -> JobSpec:
+        platform, workload = bench.platform, bench.declaration.workload
+        timeout_s = platform.time_limit_s
+        if bench.declaration.timeout_min is not None:
+            timeout_s = min(timeout_s, bench.declaration.timeout_min * 60.0)
+        env = {
+            "HETERO_WORKLOAD_CONFIG": workload.config_json,
+            "HETERO_PLATFORM": platform.name,
+            "HETERO_ACCELERATOR_KIND": platform.accelerator.kind,
+            "HETERO_ACCELERATORS_PER_NODE": str(platform.accelerators_per_node),
+            "HETERO_RUN_ID": self.run_id,
+            **{f"HETERO_DATA_{_slug(k).upper()}": v for k, v in platform.data_roots.items()},
+        }
+        spec = JobSpec(
+            name=f"{bench.test_key.rsplit('::', 1)[-1]}[{platform.name}]",
+            argv=tuple(get_launcher(platform).command(workload)),
+            workdir=(self.run_dir / _slug(item.nodeid)).absolute(),
+            platform=platform,
+            env=env,
+            timeout_s=timeout_s,
+        )
+        modified = self.config.hook.pytest_hetero_modify_jobspec(spec=spec, item=item)
+        return modified if isinstance(modified, JobSpec) else spec
+
+    def plan(self, items: list[pytest.Item]) -> None:
+        """Queue the jobs of every runnable benchmark item, ahead of its test."""
+        if self.is_worker or self.options.dry_run:
+            return
+        planned = []
+        for item in items:
+            bench = item.stash.get(BENCH_KEY, None)
+            if bench is None or _will_skip(item):
+                continue
+            try:
+                planned.append(Job(key=item.nodeid, spec=self.jobspec(item, bench)))
+            except HeteroError:
+                continue  # reported by the test itself, with its name
+        self._jobs.update((job.key, job) for job in planned)
+        self.scheduler.plan(planned)
+
+    def run(self, item: pytest.Item, bench: Benchmark) -> BenchmarkResult:
+        """Run (or wait for) the item's job and collect, parse and check it."""
+        result = BenchmarkResult(
+            nodeid=item.nodeid,
+            test_key=bench.test_key,
+            platform=bench.platform,
+            workload=bench.declaration.workload,
+            workdir="",
+            references_file=str(bench.references_path),
+        )
+        self._running[item.nodeid] = result
+        try:
+            self._run_stages(item, bench, result)
+        except StageError as exc:
+            result.error, result.failed_stage = self._scrubbed(str(exc), result), exc.stage.value
+        except HeteroError as exc:
+            result.error, result.failed_stage = str(exc), Stage.PROVISION.value
+        finally:
+            self.progress.clear()
+        return result
+
+    def _run_stages(self, item: pytest.Item, bench: Benchmark, result: BenchmarkResult) -> None:
+        timings = result.stage_timings_s
+        started = time.monotonic()
+        job = self._jobs.pop(item.nodeid, None) or Job(key=item.nodeid, spec=self.jobspec(item, bench))
+        spec = job.spec
+        result.workdir, result.argv, result.env = str(spec.workdir), list(spec.argv), dict(spec.env)
+        result.log_paths = {"stdout": str(spec.stdout_path), "stderr": str(spec.stderr_path)}
+        timings["provision"] = time.monotonic() - started
+        job = self.scheduler.wait_for(job, on_tick=self.progress)
+        timings["launch"] = job.submit_s
+        timings["wait"] = time.monotonic() - started - timings["provision"]
+        result.job_id = job.handle.job_id if job.handle else None
+        if job.error is not None:
+            raise job.error
+        assert job.handle is not None
+        self._collect(job, result)
+        self._check(bench, result)
+
+    def _collect(self, job: Job, result: BenchmarkResult) -> None:
+        assert job.handle is not None
+        started = time.monotonic()
+        output = self.backend_for(job.spec).collect(job.handle)
+        result.state, result.exit_code = output.state.value, output.exit_code
+        result.log_paths.update(output.artifacts)
+        raise_for_state(output)
+        record = parse_metrics_record(output.stdout(), output.stdout_path)
+        result.metrics = dict(record.metrics)
+        result.workload_info = dict(record.extra)
+        result.stage_timings_s["collect"] = time.monotonic() - started
+
+    def _check(self, bench: Benchmark, result: BenchmarkResult) -> None:
+        started = time.monotonic()
+        if not self.options.update_references:
+            refs = self.book(bench.references_path).lookup([bench.test_key, *bench.alt_keys], bench.platform.name)
+            result.verdicts = judge(result.metrics, refs, bench.platform.name, self.options.require_references)
+        result.stage_timings_s["check"] = time.monotonic() - started
+
+    def _scrubbed(self, text: str, result: BenchmarkResult) -> str:
+        return scrub(text, secret_values({**result.platform.environment.env, **result.env}))
+
+    def book(self, path: Path) -> ReferenceBook:
+        if path not in self._books:
+            self._books[path] = load_references(path)
+        return self._books[path]
+
+    def log_tail(self, result: BenchmarkResult) -> str:
+        paths = [Path(p) for p in (result.log_paths.get("stdout"), result.log_paths.get("stderr")) if p]
+        return self._scrubbed(tail_of(*paths), result)
+
+    # -- records ----------------------------------------------------------
+    def make_record(self, item: pytest.Item, result: BenchmarkResult, outcome: str) -> dict[str, Any]:
+        self._running.pop(item.nodeid, None)
+        record = result.to_record(outcome, self.provenance)
+        self.config.hook.pytest_hetero_result_record(record=record, item=item)
+        return record
+
+    def add_record(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+
+    def shutdown(self) -> None:
+        """Cancel every job still queued or running; note what was interrupted."""
+        for job in self.scheduler.shutdown():
+            if job.handle is not None:
+                self.cancelled_jobs.append(job.handle.job_id)
+        for result in self._running.values():
+            result.state = result.state or JobState.CANCELLED.value
+            self.records.append(result.to_record("interrupted", self.provenance))
+        self._running.clear()
+        for backend in self._backends.values():
+            backend.close()
+
+    def dry_run_text(self, item: pytest.Item, bench: Benchmark) -> str:
+        spec = self.jobspec(item, bench)
+        return self.backend_for(spec).render(spec)
+
+
+def _will_skip(item: pytest.Item) -> bool:
+    if item.get_closest_marker("skip") is not None:
+        return True
+    return any(m.args and m.args[0] is True for m in item.iter_markers("skipif"))
+
