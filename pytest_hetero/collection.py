@@ -18,7 +18,8 @@ def _declaration(node: pytest.Item | pytest.Function, marker: pytest.Mark) -> De
     try:
         return read_marker(marker, node.nodeid)
     except ConfigError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        problem = str(exc)
+    pytest.fail(problem, pytrace=False)  # outside the except: no chained traceback
 
 
 def parametrize(metafunc: pytest.Metafunc, session: HeteroSession) -> None:

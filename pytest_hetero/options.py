@@ -116,8 +116,10 @@ def select_platforms(catalogue: Catalogue, selectors: Iterable[str]) -> list[Pla
 
 
 def _matches(catalogue: Catalogue, selector: str) -> list[str]:
+    # 'all' and tags mean the file's platforms: the built-in 'local' only by name or without a file.
+    own = [p for p in catalogue.platforms if p.source == catalogue.source]
     if selector == "all":
-        return catalogue.names()
+        return [p.name for p in own]
     if selector.startswith("tag:"):
-        return [p.name for p in catalogue.platforms if selector[4:] in p.tags]
+        return [p.name for p in own if selector[4:] in p.tags]
     return [name for name in catalogue.names() if fnmatch.fnmatchcase(name, selector)]

@@ -98,8 +98,7 @@ def _print_dry_run(session: pytest.Session, hetero: HeteroSession) -> None:
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     result = item.stash.get(RESULT_KEY, None)
     if result is not None and result.error is not None:
-        session = item.config.stash[SESSION_KEY]
-        pytest.fail(f"{result.error}\n{session.log_tail(result)}".rstrip(), pytrace=False)
+        pytest.fail(result.error, pytrace=False)
     outcome = yield
     if result is not None:
         _fail_on_verdicts(result.verdicts)
@@ -109,7 +108,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 def _fail_on_verdicts(verdicts: list[Any]) -> None:
     failed = [v for v in verdicts if v.failed]
     if failed:
-        pytest.fail("reference check failed:\n  " + "\n  ".join(v.message for v in failed), pytrace=False)
+        pytest.fail("reference check failed: " + "\n  ".join(v.message for v in failed), pytrace=False)
     expected = [v for v in verdicts if v.kind.value == "xfail"]
     if expected:
         pytest.xfail("; ".join(v.message for v in expected))

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pytest_hetero.backends.base import Backend, JobSpec, JobState, raise_for_state, tail_of
+from pytest_hetero.backends.base import Backend, JobSpec, JobState, raise_for_state
 from pytest_hetero.config.models import Catalogue, Platform
 from pytest_hetero.errors import ConfigError, HeteroError, Stage, StageError
 from pytest_hetero.launchers import get_launcher
@@ -106,6 +106,7 @@ class HeteroSession:
             platform=platform,
             env=env,
             timeout_s=timeout_s,
+            cwd=item.path.parent,
         )
         modified = self.config.hook.pytest_hetero_modify_jobspec(spec=spec, item=item)
         return modified if isinstance(modified, JobSpec) else spec
@@ -152,7 +153,8 @@ class HeteroSession:
         started = time.monotonic()
         job = self._jobs.pop(item.nodeid, None) or Job(key=item.nodeid, spec=self.jobspec(item, bench))
         spec = job.spec
-        result.workdir, result.argv, result.env = str(spec.workdir), list(spec.argv), dict(spec.env)
+        result.workdir, result.argv = str(spec.workdir), list(spec.argv)
+        result.env = {**spec.platform.environment.env, **spec.env}
         result.log_paths = {"stdout": str(spec.stdout_path), "stderr": str(spec.stderr_path)}
         timings["provision"] = time.monotonic() - started
         job = self.scheduler.wait_for(job, on_tick=self.progress)
@@ -191,10 +193,6 @@ class HeteroSession:
         if path not in self._books:
             self._books[path] = load_references(path)
         return self._books[path]
-
-    def log_tail(self, result: BenchmarkResult) -> str:
-        paths = [Path(p) for p in (result.log_paths.get("stdout"), result.log_paths.get("stderr")) if p]
-        return self._scrubbed(tail_of(*paths), result)
 
     # -- records ----------------------------------------------------------
     def make_record(self, item: pytest.Item, result: BenchmarkResult, outcome: str) -> dict[str, Any]:

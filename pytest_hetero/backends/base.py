@@ -50,6 +50,8 @@ class JobSpec:
     platform: Platform
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     timeout_s: float = 3600.0
+    #: Working directory of the workload (the test file's directory); logs go to ``workdir``.
+    cwd: Path | None = None
 
     @property
     def stdout_path(self) -> Path:

@@ -47,7 +47,7 @@ class LocalBackend(Backend):
                     stdout=out,
                     stderr=err,
                     stdin=subprocess.DEVNULL,
-                    cwd=spec.workdir,
+                    cwd=spec.cwd or spec.workdir,
                     env=env,
                     start_new_session=True,
                 )
