@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn
 
 import pytest
 
@@ -29,11 +29,12 @@ def _hetero_platform(request: pytest.FixtureRequest) -> Platform | None:
     result = session.run(request.node, bench)
     request.node.stash[RESULT_KEY] = result
     request.node.user_properties.extend(junit_properties(result))
-    return bench.platform
+    platform: Platform = bench.platform
+    return platform
 
 
-def _not_a_benchmark(request: pytest.FixtureRequest, fixture: str) -> pytest.fail.Exception:
-    return pytest.fail.Exception(
+def _not_a_benchmark(request: pytest.FixtureRequest, fixture: str) -> NoReturn:
+    pytest.fail(
         f"{request.node.nodeid}: the {fixture} fixture needs @pytest.mark.hetero(...) on the test", pytrace=False
     )
 
@@ -42,7 +43,7 @@ def _not_a_benchmark(request: pytest.FixtureRequest, fixture: str) -> pytest.fai
 def hetero_platform(request: pytest.FixtureRequest, _hetero_platform: Platform | None) -> Platform:
     """The platform this case runs on."""
     if _hetero_platform is None:
-        raise _not_a_benchmark(request, "hetero_platform")
+        _not_a_benchmark(request, "hetero_platform")
     return _hetero_platform
 
 
@@ -50,12 +51,13 @@ def hetero_platform(request: pytest.FixtureRequest, _hetero_platform: Platform |
 def hetero_result(request: pytest.FixtureRequest, _hetero_platform: Platform | None) -> BenchmarkResult:
     """The collected, reference-checked result of the test's workload."""
     if _hetero_platform is None:
-        raise _not_a_benchmark(request, "hetero_result")
-    return request.node.stash[RESULT_KEY]
+        _not_a_benchmark(request, "hetero_result")
+    result: BenchmarkResult = request.node.stash[RESULT_KEY]
+    return result
 
 
 @pytest.fixture
-def hetero_run(request: pytest.FixtureRequest) -> Iterator[Callable[..., BenchmarkResult]]:
+def hetero_run(request: pytest.FixtureRequest) -> Callable[..., BenchmarkResult]:
     """Run another workload from inside the test body, on this case's platform.
 
     The escape hatch for special cases; it is not submitted ahead::
@@ -80,4 +82,4 @@ def hetero_run(request: pytest.FixtureRequest) -> Iterator[Callable[..., Benchma
         )
         return session.run(request.node, sub)
 
-    yield run
+    return run

@@ -72,4 +72,3 @@ def _metric(entry: object, where: str) -> tuple[str, Metric]:
     if not isinstance(unit, str) or not isinstance(higher, bool):
         raise CollectError(f"{where}: metric {entry['name']!r}: 'unit' must be a string, 'higher_is_better' a bool")
     return entry["name"], Metric(entry["name"], number, unit, higher)
-

@@ -36,32 +36,52 @@ def _split_selectors(values: Iterable[str]) -> list[str]:
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("hetero", "pytest-hetero: ML benchmarks across accelerators")
     group.addoption(
-        "--platform", action="append", default=[], dest="hetero_platform", metavar="NAME",
+        "--platform",
+        action="append",
+        default=[],
+        dest="hetero_platform",
+        metavar="NAME",
         help="platform(s) to benchmark on: names, comma lists, shell globs ('a100-*'), "
         "'tag:NAME' or 'all'; repeatable (default: local)",
     )
     group.addoption(
-        "--platforms-file", type=_existing_file, default=None, dest="hetero_platforms_file", metavar="PATH",
+        "--platforms-file",
+        type=_existing_file,
+        default=None,
+        dest="hetero_platforms_file",
+        metavar="PATH",
         help="platform catalogue (YAML) (default: ini hetero_platforms, else the built-in 'local' only)",
     )
     group.addoption(
-        "--hetero-json", default=None, dest="hetero_json", metavar="PATH",
+        "--hetero-json",
+        default=None,
+        dest="hetero_json",
+        metavar="PATH",
         help="write the versioned JSON report to PATH (default: none)",
     )
     group.addoption(
-        "--hetero-output-dir", default=None, dest="hetero_output_dir", metavar="DIR",
+        "--hetero-output-dir",
+        default=None,
+        dest="hetero_output_dir",
+        metavar="DIR",
         help=f"where job logs and scripts are kept (default: ini hetero_output_dir, else {DEFAULT_OUTPUT_DIR})",
     )
     group.addoption(
-        "--hetero-require-references", action="store_true", dest="hetero_require_references",
+        "--hetero-require-references",
+        action="store_true",
+        dest="hetero_require_references",
         help="fail a benchmark that has no reference for a metric it reports (default: off)",
     )
     group.addoption(
-        "--hetero-update-references", action="store_true", dest="hetero_update_references",
+        "--hetero-update-references",
+        action="store_true",
+        dest="hetero_update_references",
         help="write measured values back to references.yaml instead of checking them (default: off)",
     )
     group.addoption(
-        "--hetero-dry-run", action="store_true", dest="hetero_dry_run",
+        "--hetero-dry-run",
+        action="store_true",
+        dest="hetero_dry_run",
         help="print what each benchmark would submit, and submit nothing (default: off)",
     )
     parser.addini("hetero_platforms", "platform catalogue file, relative to the rootdir", default=None)

@@ -51,9 +51,7 @@ def _cpu_model() -> str:
 
 def _git(rootdir: Path) -> dict[str, Any] | None:
     def git(*args: str) -> str:
-        done = subprocess.run(
-            ["git", *args], cwd=rootdir, capture_output=True, text=True, timeout=5, check=True
-        )
+        done = subprocess.run(["git", *args], cwd=rootdir, capture_output=True, text=True, timeout=5, check=True)
         return done.stdout.strip()
 
     try:

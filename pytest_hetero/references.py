@@ -55,7 +55,7 @@ class Reference:
 
 
 class VerdictKind(str, Enum):
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105 - a verdict, not a password
     FAIL = "fail"
     XFAIL = "xfail"
     MISSING = "missing"
@@ -117,7 +117,9 @@ def judge(
             continue
         text = f"{name} = {metric.format_value()} on platform {platform!r} has no reference"
         kind = VerdictKind.FAIL if require else VerdictKind.NO_REFERENCE
-        verdicts.append(Verdict(name, kind, metric.value, None, text + (" (--hetero-require-references)" if require else "")))
+        verdicts.append(
+            Verdict(name, kind, metric.value, None, text + (" (--hetero-require-references)" if require else ""))
+        )
     return verdicts
 
 
@@ -223,6 +225,4 @@ def _reference(raw: Any) -> Reference:
     if isinstance(raw, list):
         value, lower, upper, *rest = raw
         return Reference(float(value), lower, upper, rest[0] if rest else "")
-    return Reference(
-        float(raw["value"]), raw.get("lower"), raw.get("upper"), raw.get("unit", ""), raw.get("xfail")
-    )
+    return Reference(float(raw["value"]), raw.get("lower"), raw.get("upper"), raw.get("unit", ""), raw.get("xfail"))

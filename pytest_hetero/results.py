@@ -12,7 +12,7 @@ from pytest_hetero.redact import redact_env
 from pytest_hetero.references import Verdict
 from pytest_hetero.spec import Workload
 
-__all__ = ["BenchmarkResult", "RECORD_VERSION"]
+__all__ = ["RECORD_VERSION", "BenchmarkResult"]
 
 RECORD_VERSION = 1
 

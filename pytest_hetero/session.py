@@ -56,7 +56,9 @@ class HeteroSession:
         self.platforms = platforms
         workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
-        run_id = workerinput["testrunuid"] if workerinput else f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        run_id = (
+            workerinput["testrunuid"] if workerinput else f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        )
         self.run_id: str = run_id
         self.run_dir = options.output_dir / "runs" / self.run_id
         self.records: list[dict[str, Any]] = []
@@ -225,4 +227,3 @@ def _will_skip(item: pytest.Item) -> bool:
     if item.get_closest_marker("skip") is not None:
         return True
     return any(m.args and m.args[0] is True for m in item.iter_markers("skipif"))
-

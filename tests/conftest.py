@@ -10,7 +10,7 @@ pytest_plugins = ["pytester"]
 
 #: A trivial workload: prints the metrics given in its config, optionally after sleeping.
 TRIVIAL_WORKLOAD = textwrap.dedent(
-    '''
+    """
     import json, os, sys, time
     config = json.loads(os.environ.get("HETERO_WORKLOAD_CONFIG", "{}"))
     time.sleep(config.get("sleep_s", 0))
@@ -21,7 +21,7 @@ TRIVIAL_WORKLOAD = textwrap.dedent(
     metrics = [{"name": k, "value": v, "unit": "samples/s", "higher_is_better": True}
                for k, v in config.get("metrics", {"throughput_sps": 100.0}).items()]
     print(":::HETERO_METRICS " + json.dumps({"metrics": metrics, "workload": "trivial"}))
-    '''
+    """
 )
 
 

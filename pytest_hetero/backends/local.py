@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -42,7 +43,7 @@ class LocalBackend(Backend):
         env = self._environment(spec)
         with open(spec.stdout_path, "wb") as out, open(spec.stderr_path, "wb") as err:
             try:
-                proc = subprocess.Popen(  # noqa: S603 - argv comes from the launcher
+                proc = subprocess.Popen(
                     list(spec.argv),
                     stdout=out,
                     stderr=err,
@@ -91,10 +92,8 @@ class LocalBackend(Backend):
     def _kill_group(self, proc: subprocess.Popen[bytes]) -> None:
         """SIGTERM the process group, SIGKILL what is left after the grace period."""
         _signal_group(proc.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=self.kill_grace_s)
-        except subprocess.TimeoutExpired:
-            pass
         # The leader may be gone while children linger in the group.
         _signal_group(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -113,7 +112,5 @@ class LocalBackend(Backend):
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

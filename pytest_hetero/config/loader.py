@@ -33,7 +33,6 @@ __all__ = [
 ]
 
 
-
 def builtin_catalogue() -> Catalogue:
     """The default catalogue: one ``local`` CPU platform on this host."""
     local = Platform(

@@ -8,11 +8,11 @@ __all__ = ["summary_lines"]
 
 
 def summary_lines(records: list[dict[str, Any]]) -> list[str]:
-    rows = [("test", "platform", "metric", "value", "unit", "verdict")]
+    rows: list[tuple[str, ...]] = [("test", "platform", "metric", "value", "unit", "verdict")]
     for record in sorted(records, key=lambda r: (r["test"], r["platform"]["name"])):
         rows.extend(_rows(record))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
 def _rows(record: dict[str, Any]) -> list[tuple[str, ...]]:

@@ -76,7 +76,9 @@ def test_unknown_platform_lists_the_known_ones(bench_dir: pytest.Pytester) -> No
     bench_dir.makepyfile(test_b=_test_file())
     result = bench_dir.runpytest("--platforms-file=platforms.yaml", "--platform=cerebras")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--platform 'cerebras' matches no platform*known platforms: cpu-a, cpu-b, gpu-sim, local*"])
+    result.stderr.fnmatch_lines(
+        ["*--platform 'cerebras' matches no platform*known platforms: cpu-a, cpu-b, gpu-sim, local*"]
+    )
     assert "Traceback" not in result.stderr.str()
 
 
@@ -211,7 +213,10 @@ def test_json_report_is_complete_and_redacts_secrets(bench_dir: pytest.Pytester)
     assert record["job"]["env"]["HETERO_PLATFORM"] == "cpu-b"
     assert "hunter2-secret" not in (bench_dir.path / "out.json").read_text()
     assert record["metrics"]["throughput_sps"] == {
-        "name": "throughput_sps", "value": 100.0, "unit": "samples/s", "higher_is_better": True
+        "name": "throughput_sps",
+        "value": 100.0,
+        "unit": "samples/s",
+        "higher_is_better": True,
     }
     assert set(record["stage_timings_s"]) == {"provision", "launch", "wait", "collect", "check"}
     assert record["job"]["id"].startswith("local-")
@@ -232,7 +237,9 @@ def test_update_references_writes_measured_values(bench_dir: pytest.Pytester) ->
 
 def test_broken_references_file_is_a_clear_error(bench_dir: pytest.Pytester) -> None:
     bench_dir.makepyfile(test_b=_test_file())
-    bench_dir.makefile(".yaml", references="version: 1\nreferences:\n  test_bench:\n    local:\n      throughput_sps: {value: fast}\n")
+    bench_dir.makefile(
+        ".yaml", references="version: 1\nreferences:\n  test_bench:\n    local:\n      throughput_sps: {value: fast}\n"
+    )
     result = bench_dir.runpytest()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*references.yaml: invalid references (1 problem(s)):*"])

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_hetero.backends.base import JobSpec, JobState
+from pytest_hetero.backends.local import LocalBackend
+from pytest_hetero.config.models import Accelerator, BackendConfig, Environment, Platform
+from pytest_hetero.errors import JobFailedError, JobTimeoutError, SubmitError
+
+PLATFORM = Platform(
+    name="t",
+    accelerator=Accelerator(kind="cpu"),
+    backend=BackendConfig(kind="local", options={"kill_grace_s": 0.5}),
+    environment=Environment(env={"FROM_PLATFORM": "yes"}),
+)
+
+
+def _spec(tmp_path: Path, code: str, timeout_s: float = 30.0) -> JobSpec:
+    return JobSpec(
+        name="t",
+        argv=(sys.executable, "-c", code),
+        workdir=tmp_path / "job",
+        platform=PLATFORM,
+        env={"FROM_SPEC": "1"},
+        timeout_s=timeout_s,
+    )
+
+
+def test_run_captures_output_and_environment(tmp_path: Path) -> None:
+    code = "import os, sys; print(os.environ['FROM_PLATFORM'], os.environ['FROM_SPEC']); print('e', file=sys.stderr)"
+    output = LocalBackend(PLATFORM).run(_spec(tmp_path, code))
+    assert output.state is JobState.COMPLETED and output.exit_code == 0
+    assert output.stdout() == "yes 1\n"
+    assert output.stderr_path.read_text() == "e\n"
+
+
+def test_nonzero_exit_is_a_wait_failure_with_the_log_tail(tmp_path: Path) -> None:
+    with pytest.raises(JobFailedError) as info:
+        LocalBackend(PLATFORM).run(_spec(tmp_path, "import sys; print('dying'); sys.exit(7)"))
+    assert str(info.value).startswith("wait: the workload exited with status 7")
+    assert "dying" in str(info.value)
+
+
+def test_time_limit_kills_the_process_group(tmp_path: Path) -> None:
+    code = (
+        "import subprocess, time; p = subprocess.Popen(['sleep', '60']);"
+        " open('child', 'w').write(str(p.pid)); time.sleep(60)"
+    )
+    spec = _spec(tmp_path, code, timeout_s=1.0)
+    spec.workdir.mkdir(parents=True)
+    with pytest.raises(JobTimeoutError, match="ran past its time limit"):
+        LocalBackend(PLATFORM).run(spec)
+    child = int((spec.workdir / "child").read_text())
+    assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text()
+
+
+def test_missing_program_is_a_launch_error(tmp_path: Path) -> None:
+    spec = JobSpec(name="t", argv=("/nonexistent/prog",), workdir=tmp_path, platform=PLATFORM)
+    with pytest.raises(SubmitError, match="launch: cannot start '/nonexistent/prog'"):
+        LocalBackend(PLATFORM).submit(spec)
+
+
+def test_cancel_is_idempotent(tmp_path: Path) -> None:
+    backend = LocalBackend(PLATFORM)
+    handle = backend.submit(_spec(tmp_path, "import time; time.sleep(60)"))
+    backend.cancel(handle)
+    backend.cancel(handle)
+    assert backend.status(handle) is JobState.CANCELLED
