@@ -55,4 +55,6 @@ def get_backend_class(name: str) -> type[Backend]:
 register_backend("local", "pytest_hetero.backends.local:LocalBackend")
 register_backend("fake", "pytest_hetero.backends.fake:FakeBackend")
 register_backend("slurm", "pytest_hetero.backends.slurm:SlurmBackend", "pip install 'pytest-hetero[slurm]'")
-register_backend("kubernetes", "pytest_hetero.backends.kubernetes:KubernetesBackend", "pip install 'pytest-hetero[kubernetes]'")
+register_backend(
+    "kubernetes", "pytest_hetero.backends.kubernetes:KubernetesBackend", "pip install 'pytest-hetero[kubernetes]'"
+)
