@@ -36,6 +36,8 @@ def program_argv(workload: Workload, python: str) -> list[str]:
     if workload.module:
         return [python, "-m", workload.module, "--config-json", workload.config_json]
     command = list(workload.command)
+    if command[0] in ("python", "python3"):  # "python" means the platform's interpreter
+        return [python, *command[1:]]
     return [python, *command] if command[0].endswith(".py") else command
 
 

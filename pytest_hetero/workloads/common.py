@@ -1,0 +1,503 @@
+"""Helpers shared by the workload programs (stdlib only).
+
+A workload runs inside stock vendor images (NGC PyTorch, ROCm, ...), so this
+module imports nothing beyond the standard library at import time.
+``mlperf_logging`` and ``psutil`` are used when installed and replaced by
+small stdlib fallbacks otherwise.
+
+The contract with the plugin side:
+
+- config: ``--config-json JSON``, ``--config PATH`` or the environment variable
+  ``HETERO_WORKLOAD_CONFIG``; unknown keys and wrong types exit with status 2;
+- stdout: MLPerf ``:::MLLOG {json}`` events, then exactly one final line
+  ``:::HETERO_METRICS {"metrics": [...], "workload": ..., "config": {...}}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import logging
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn, Protocol, TextIO, TypeVar
+
+__all__ = [
+    "CONFIG_ENV_VAR",
+    "METRICS_PREFIX",
+    "MLLOG_PREFIX",
+    "ConfigError",
+    "ConfigValue",
+    "MLLogger",
+    "StepTimer",
+    "TimingSummary",
+    "WorkloadMetric",
+    "check_choice",
+    "check_min",
+    "config_or_exit",
+    "emit_metrics",
+    "exit_config_error",
+    "make_mllogger",
+    "metrics_record_line",
+    "parse_config",
+    "parse_metrics_record",
+    "peak_rss_mb",
+    "timing_metrics",
+]
+
+METRICS_PREFIX = ":::HETERO_METRICS "
+MLLOG_PREFIX = ":::MLLOG "
+CONFIG_ENV_VAR = "HETERO_WORKLOAD_CONFIG"
+
+ConfigValue = bool | int | float | str
+Metadata = dict[str, Any] | None
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------
+# Metrics record
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkloadMetric:
+    """One measured value as it appears in the final metrics record."""
+
+    name: str
+    value: float | None
+    unit: str
+    higher_is_better: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the record entry; a non-finite value becomes ``None``."""
+        return {
+            "name": self.name,
+            "value": _finite_or_none(self.value),
+            "unit": self.unit,
+            "higher_is_better": self.higher_is_better,
+        }
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _json_safe(value: Any) -> Any:
+    """Replace nan/inf anywhere in a JSON-like value by ``None``."""
+    if isinstance(value, float):
+        return _finite_or_none(value)
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def metrics_record_line(metrics: Iterable[WorkloadMetric], workload: str, config: Mapping[str, Any]) -> str:
+    """Render the final ``:::HETERO_METRICS`` line (no trailing newline)."""
+    record = {
+        "metrics": [m.to_json() for m in metrics],
+        "workload": workload,
+        "config": _json_safe(config),
+    }
+    return METRICS_PREFIX + json.dumps(record, allow_nan=False, sort_keys=False)
+
+
+def emit_metrics(
+    metrics: Iterable[WorkloadMetric],
+    workload: str,
+    config: Mapping[str, Any],
+    stream: TextIO | None = None,
+) -> None:
+    """Write the metrics record as one line to ``stream`` (stdout by default)."""
+    out = sys.stdout if stream is None else stream
+    out.write(metrics_record_line(metrics, workload, config) + "\n")
+    out.flush()
+
+
+def parse_metrics_record(stdout_text: str) -> dict[str, Any]:
+    """Return the last metrics record found in a workload's stdout.
+
+    Raises ValueError when there is none.
+    """
+    for line in reversed(stdout_text.splitlines()):
+        if line.startswith(METRICS_PREFIX):
+            record = json.loads(line[len(METRICS_PREFIX) :])
+            if not isinstance(record, dict):
+                raise ValueError("metrics record is not a JSON object")
+            return record
+    raise ValueError(f"no line starting with {METRICS_PREFIX.strip()!r} in the output")
+
+
+# --------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------
+
+
+class ConfigError(ValueError):
+    """A workload configuration is invalid; the message says what to change."""
+
+
+def parse_config(
+    argv: Sequence[str], defaults: Mapping[str, ConfigValue], prog: str | None = None
+) -> dict[str, ConfigValue]:
+    """Merge the workload config over ``defaults`` and validate it.
+
+    Precedence, lowest first: ``defaults``; ``HETERO_WORKLOAD_CONFIG`` (read
+    only when neither flag is given); ``--config PATH``; ``--config-json``.
+    Raises ConfigError for unknown keys, wrong types and unreadable input;
+    a bad command line exits with status 2 (argparse).
+    """
+    args = _argument_parser(defaults, prog).parse_args(list(argv))
+    layers = _config_layers(args.config, args.config_json)
+    merged: dict[str, ConfigValue] = dict(defaults)
+    for source, layer in layers:
+        merged.update(_validated_layer(layer, defaults, source))
+    return merged
+
+
+def config_or_exit(argv: Sequence[str], defaults: Mapping[str, ConfigValue], prog: str) -> dict[str, ConfigValue]:
+    """``parse_config``, but print the error to stderr and exit 2 on failure."""
+    try:
+        return parse_config(argv, defaults, prog)
+    except ConfigError as exc:
+        exit_config_error(prog, exc)
+
+
+def exit_config_error(prog: str, exc: ConfigError) -> NoReturn:
+    """Print ``prog: config error: ...`` to stderr and exit with status 2."""
+    print(f"{prog}: config error: {exc}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _argument_parser(defaults: Mapping[str, ConfigValue], prog: str | None) -> argparse.ArgumentParser:
+    keys = "\n".join(f"  {key} = {json.dumps(value)}" for key, value in defaults.items())
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=f"Run a pytest-hetero workload. Without flags the config is read "
+        f"from ${CONFIG_ENV_VAR} (JSON) when set.",
+        epilog=f"config keys and defaults:\n{keys}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", metavar="PATH", help="JSON file with config keys")
+    parser.add_argument("--config-json", metavar="JSON", help="config keys as a JSON object")
+    return parser
+
+
+def _config_layers(path: str | None, text: str | None) -> list[tuple[str, dict[str, Any]]]:
+    layers: list[tuple[str, dict[str, Any]]] = []
+    env_text = os.environ.get(CONFIG_ENV_VAR)
+    if path is None and text is None and env_text:
+        env_source = f"${CONFIG_ENV_VAR}"
+        layers.append((env_source, _json_object(env_text, env_source)))
+    if path is not None:
+        layers.append((path, _json_object(_read_text(path), path)))
+    if text is not None:
+        layers.append(("--config-json", _json_object(text, "--config-json")))
+    return layers
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read --config {path}: {exc.strerror}") from exc
+
+
+def _json_object(text: str, source: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{source} is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _validated_layer(
+    layer: Mapping[str, Any], defaults: Mapping[str, ConfigValue], source: str
+) -> dict[str, ConfigValue]:
+    unknown = [key for key in layer if key not in defaults]
+    if unknown:
+        raise ConfigError(_unknown_keys_message(unknown, defaults, source))
+    return {key: _coerce(key, value, defaults[key], source) for key, value in layer.items()}
+
+
+def _unknown_keys_message(unknown: Sequence[str], defaults: Mapping[str, ConfigValue], source: str) -> str:
+    parts = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, list(defaults), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        parts.append(f"{key!r}{hint}")
+    noun = "key" if len(unknown) == 1 else "keys"
+    valid = ", ".join(sorted(defaults))
+    return f"unknown config {noun} {', '.join(parts)} in {source}; valid keys: {valid}"
+
+
+def _coerce(key: str, value: Any, default: ConfigValue, source: str) -> ConfigValue:
+    """Check ``value`` against the default's type; ints are accepted as floats."""
+    expected = type(default)
+    if expected is float and type(value) is int:
+        return float(value)
+    if type(value) is expected:
+        checked: ConfigValue = value
+        return checked
+    raise ConfigError(
+        f"config key {key!r} in {source} must be {expected.__name__}, got {type(value).__name__} {value!r}"
+    )
+
+
+def check_choice(config: Mapping[str, ConfigValue], key: str, choices: Sequence[str]) -> None:
+    """Raise ConfigError unless ``config[key]`` is one of ``choices``."""
+    if config[key] not in choices:
+        allowed = ", ".join(choices)
+        raise ConfigError(f"config key {key!r} must be one of {allowed}; got {config[key]!r}")
+
+
+def check_min(config: Mapping[str, ConfigValue], key: str, minimum: float) -> None:
+    """Raise ConfigError unless ``config[key] >= minimum``."""
+    value = config[key]
+    if isinstance(value, str) or value < minimum:
+        raise ConfigError(f"config key {key!r} must be >= {minimum}; got {value!r}")
+
+
+# --------------------------------------------------------------------------
+# Timing
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimingSummary:
+    """Step timings of a training loop, warm-up steps separated out.
+
+    ``throughput_sps`` and ``step_time_ms`` cover the steady steps only; the
+    data-wait figures cover every step (cold-cache reads are part of the I/O
+    story), as a total and as a fraction of the summed step times.
+    """
+
+    total_steps: int
+    steady_steps: int
+    throughput_sps: float
+    step_time_ms: float
+    loop_time_s: float
+    data_wait_s: float
+    data_wait_fraction: float
+
+
+@dataclass
+class StepTimer:
+    """Measures data-wait and compute time per step of a training loop.
+
+    Use ``batch = timer.fetch(batches)`` then ``with timer.compute(): ...``;
+    the compute block must synchronise the device before it ends.
+    """
+
+    warmup_steps: int
+    samples_per_step: int
+    clock: Callable[[], float] = time.perf_counter
+    data_wait_s: list[float] = field(default_factory=list)
+    compute_s: list[float] = field(default_factory=list)
+    _pending_wait_s: float = 0.0
+
+    def fetch(self, batches: Iterator[T]) -> T:
+        """Return ``next(batches)`` and record how long it took."""
+        start = self.clock()
+        batch = next(batches)
+        self._pending_wait_s = self.clock() - start
+        return batch
+
+    @contextmanager
+    def compute(self) -> Iterator[None]:
+        """Time the body as the compute part of the current step."""
+        start = self.clock()
+        yield
+        self.compute_s.append(self.clock() - start)
+        self.data_wait_s.append(self._pending_wait_s)
+        self._pending_wait_s = 0.0
+
+    def summary(self) -> TimingSummary:
+        """Summarise the recorded steps; needs one step past the warm-up."""
+        step_s = [w + c for w, c in zip(self.data_wait_s, self.compute_s, strict=True)]
+        steady_s = step_s[self.warmup_steps :]
+        if not steady_s:
+            raise ValueError(f"no steady steps: {len(step_s)} steps recorded, {self.warmup_steps} of them warm-up")
+        loop_time_s = sum(step_s)
+        wait_s = sum(self.data_wait_s)
+        return TimingSummary(
+            total_steps=len(step_s),
+            steady_steps=len(steady_s),
+            throughput_sps=_ratio(len(steady_s) * self.samples_per_step, sum(steady_s)),
+            step_time_ms=statistics.median(steady_s) * 1e3,
+            loop_time_s=loop_time_s,
+            data_wait_s=wait_s,
+            data_wait_fraction=_ratio(wait_s, loop_time_s),
+        )
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator > 0 else math.nan
+
+
+def timing_metrics(summary: TimingSummary) -> list[WorkloadMetric]:
+    """The metrics every training workload reports from its step timings."""
+    return [
+        WorkloadMetric("throughput_sps", summary.throughput_sps, "samples/s", True),
+        WorkloadMetric("step_time_ms", summary.step_time_ms, "ms", False),
+        WorkloadMetric("data_wait_s", summary.data_wait_s, "s", False),
+        WorkloadMetric("data_wait_fraction", summary.data_wait_fraction, "ratio", False),
+        WorkloadMetric("steady_steps", float(summary.steady_steps), "steps", True),
+    ]
+
+
+# --------------------------------------------------------------------------
+# Host memory
+# --------------------------------------------------------------------------
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident set size of this process in MiB, or None if unknown.
+
+    Linux: ``VmHWM`` of /proc/self/status. ``ru_maxrss`` is not used there
+    because it keeps the pre-exec high-water mark of the launching process.
+    Elsewhere: ``resource.getrusage``, then psutil (Windows ``peak_wset``).
+    """
+    for probe in (_vm_hwm_mb, _rusage_peak_mb, _psutil_peak_mb):
+        value = probe()
+        if value is not None:
+            return value
+    return None
+
+
+def _vm_hwm_mb() -> float | None:
+    try:
+        text = Path("/proc/self/status").read_text(encoding="ascii")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # the kernel reports kB
+    return None
+
+
+def _rusage_peak_mb() -> float | None:
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    bytes_per_unit = 1 if sys.platform == "darwin" else 1024
+    return peak * bytes_per_unit / 2**20
+
+
+def _psutil_peak_mb() -> float | None:
+    try:
+        import psutil
+    except ImportError:
+        return None
+    info = psutil.Process().memory_info()
+    return float(getattr(info, "peak_wset", info.rss)) / 2**20
+
+
+# --------------------------------------------------------------------------
+# MLPerf logging
+# --------------------------------------------------------------------------
+
+
+class MLLogger(Protocol):
+    """The part of ``mlperf_logging.mllog`` the workloads use, typed."""
+
+    def event(self, key: str, value: Any = None, metadata: Metadata = None) -> None:
+        """Log a point-in-time event."""
+
+    def start(self, key: str, value: Any = None, metadata: Metadata = None) -> None:
+        """Log the start of an interval."""
+
+    def end(self, key: str, value: Any = None, metadata: Metadata = None) -> None:
+        """Log the end of an interval."""
+
+
+def make_mllogger(mllog_file: str = "", use_mlperf_logging: bool = True) -> MLLogger:
+    """Return an MLLOG emitter that writes to stdout (and ``mllog_file`` if set).
+
+    Uses ``mlperf_logging.mllog`` when importable, else a stdlib emitter
+    printing the identical ``:::MLLOG {json}`` lines.
+    """
+    if use_mlperf_logging:
+        try:
+            return _MlperfLogger(mllog_file)
+        except ImportError:
+            pass
+    return _StdlibMLLogger(mllog_file)
+
+
+class _MlperfLogger:
+    """Typed wrapper around the (untyped) shared ``mlperf_logging`` logger."""
+
+    # mllog looks this many frames above its own method for the call site;
+    # 2 skips this wrapper so the log names the workload's line.
+    _STACK_OFFSET = 2
+
+    def __init__(self, mllog_file: str) -> None:
+        from mlperf_logging import mllog
+
+        if mllog_file:
+            mllog.config(filename=mllog_file)
+        self._logger: Any = mllog.get_mllogger()
+
+    def event(self, key: str, value: Any = None, metadata: Metadata = None) -> None:
+        self._logger.event(key, value, metadata, stack_offset=self._STACK_OFFSET)
+
+    def start(self, key: str, value: Any = None, metadata: Metadata = None) -> None:
+        self._logger.start(key, value, metadata, stack_offset=self._STACK_OFFSET)
+
+    def end(self, key: str, value: Any = None, metadata: Metadata = None) -> None:
+        self._logger.end(key, value, metadata, stack_offset=self._STACK_OFFSET)
+
+
+class _StdlibMLLogger:
+    """The ``:::MLLOG`` line format of mlperf_logging 4.x, without the package."""
+
+    def __init__(self, mllog_file: str) -> None:
+        self._logger = logging.getLogger("pytest_hetero.mllog")
+        self._logger.propagate = False
+        self._logger.setLevel(logging.INFO)
+        self._logger.handlers.clear()
+        self._logger.addHandler(logging.StreamHandler(sys.stdout))
+        if mllog_file:
+            self._logger.addHandler(logging.FileHandler(mllog_file))
+
+    def event(self, key: str, value: Any = None, metadata: Metadata = None) -> None:
+        self._log("POINT_IN_TIME", key, value, metadata)
+
+    def start(self, key: str, value: Any = None, metadata: Metadata = None) -> None:
+        self._log("INTERVAL_START", key, value, metadata)
+
+    def end(self, key: str, value: Any = None, metadata: Metadata = None) -> None:
+        self._log("INTERVAL_END", key, value, metadata)
+
+    def _log(self, event_type: str, key: str, value: Any, metadata: Metadata) -> None:
+        caller = sys._getframe(2)  # the workload line that called event/start/end
+        full_metadata: dict[str, Any] = {
+            "file": caller.f_code.co_filename,
+            "lineno": caller.f_lineno,
+        }
+        full_metadata.update(metadata or {})
+        record = {
+            "namespace": "",
+            "time_ms": int(time.time() * 1e3),
+            "event_type": event_type,
+            "key": key,
+            "value": value,
+            "metadata": full_metadata,
+        }
+        self._logger.info(MLLOG_PREFIX + json.dumps(record))
