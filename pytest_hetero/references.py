@@ -163,12 +163,12 @@ class ReferenceBook:
             current[name] = Reference(_round(metric.value), lower, upper, metric.unit, old.xfail if old else None)
 
     def save(self) -> None:
-        self.path.write_text(yaml.safe_dump(self._as_data(), sort_keys=True, default_flow_style=None))
+        self.path.write_text(yaml.safe_dump(self._as_data(), sort_keys=False, default_flow_style=None))
 
     def _as_data(self) -> dict[str, Any]:
         refs = {
-            key: {plat: {m: _ref_data(r) for m, r in metrics.items()} for plat, metrics in by_plat.items()}
-            for key, by_plat in self.entries.items()
+            key: {plat: {m: _ref_data(by_plat[plat][m]) for m in sorted(by_plat[plat])} for plat in sorted(by_plat)}
+            for key, by_plat in sorted(self.entries.items())
         }
         return {"version": 1, "references": refs}
 

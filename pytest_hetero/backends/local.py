@@ -25,6 +25,9 @@ class LocalBackend(Backend):
     """
 
     name = "local"
+    # Local processes end in milliseconds; start polling fast, back off to 0.5 s.
+    poll_initial_s = 0.001
+    poll_max_s = 0.5
     options_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,

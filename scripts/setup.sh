@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Sets up pytest-hetero for development and for running the benchmark suite:
+# a virtual environment in .venv with PyTorch, the package (editable) and every extra.
+#
+#   bash scripts/setup.sh            # CPU PyTorch 2.13.0 (what CI uses)
+#   TORCH_SPEC='torch' bash scripts/setup.sh   # whatever build your index serves (CUDA, ROCm)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+# torch first, pinned: an unpinned torch pulled in by the extras would be a multi-GB CUDA build.
+.venv/bin/python -m pip install --quiet "$TORCH_SPEC"
+.venv/bin/python -m pip install --quiet -e '.[torch,slurm,kubernetes,dev]'
+.venv/bin/python -c 'import pytest_hetero, torch; print(f"pytest-hetero {pytest_hetero.__version__}, torch {torch.__version__}: ready in .venv")'
