@@ -251,3 +251,39 @@ def test_dry_run_submits_nothing(bench_dir: pytest.Pytester) -> None:
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*dry run: test_b.py::test_bench[[]local[]]*", "*work.py*"])
     assert not (bench_dir.path / ".hetero").exists()
+
+
+def test_secret_values_are_scrubbed_from_failure_output(bench_dir: pytest.Pytester) -> None:
+    bench_dir.makefile(".yaml", platforms=CATALOGUE)
+    bench_dir.makepyfile(
+        test_s="""
+import pytest
+
+@pytest.mark.hetero(command=["python", "-c", "import os, sys; print(os.environ['API_TOKEN']); sys.exit(1)"])
+def test_leaky():
+    pass
+"""
+    )
+    result = bench_dir.runpytest("--platforms-file=platforms.yaml", "--platform=cpu-b")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*wait: the workload exited with status 1*", "[[]stdout.log[]]", "[*][*][*]"])
+    assert "hunter2-secret" not in result.stdout.str()
+
+
+def test_hetero_run_escape_hatch(bench_dir: pytest.Pytester) -> None:
+    bench_dir.makepyfile(
+        test_h="""
+import pytest
+from pytest_hetero.spec import Workload
+
+@pytest.mark.hetero(command=["python", "work.py"], config={"metrics": {"throughput_sps": 5.0}})
+def test_two_phases(hetero_result, hetero_run, hetero_platform):
+    extra = hetero_run(Workload(name="again", command=("python", "work.py"), config={"metrics": {"x_per_s": 7.0}}))
+    assert extra.error is None
+    assert extra.metric("x_per_s") == 7.0
+    assert extra.platform is hetero_platform
+    assert hetero_result.metric("throughput_sps") == 5.0
+"""
+    )
+    result = bench_dir.runpytest()
+    result.assert_outcomes(passed=1)
