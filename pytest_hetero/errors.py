@@ -10,7 +10,8 @@
         ├── SubmitError              provision/launch: the job could not be started
         ├── JobFailedError           wait: the job ended FAILED / CANCELLED / node failure
         ├── JobTimeoutError          wait: the job ran past its time limit
-        └── CollectError             collect: output missing or malformed
+        ├── CollectError             collect: output missing or malformed
+        └── CheckError               check: references unreadable or invalid
 
 Third-party errors are translated where they cross into the plugin, with
 ``raise ... from exc``. Messages say what happened, where, and what to do.
@@ -22,6 +23,7 @@ from enum import Enum
 
 __all__ = [
     "BackendUnavailableError",
+    "CheckError",
     "CollectError",
     "ConfigError",
     "HeteroError",
@@ -95,3 +97,7 @@ class JobTimeoutError(StageError):
 
 class CollectError(StageError):
     stage = Stage.COLLECT
+
+
+class CheckError(StageError):
+    stage = Stage.CHECK

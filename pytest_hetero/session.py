@@ -13,7 +13,7 @@ import pytest
 
 from pytest_hetero.backends.base import Backend, JobSpec, JobState, raise_for_state
 from pytest_hetero.config.models import Catalogue, Platform
-from pytest_hetero.errors import ConfigError, HeteroError, Stage, StageError
+from pytest_hetero.errors import CheckError, ConfigError, HeteroError, Stage, StageError
 from pytest_hetero.launchers import get_launcher
 from pytest_hetero.markers import Declaration
 from pytest_hetero.metrics import parse_metrics_record
@@ -184,7 +184,11 @@ class HeteroSession:
     def _check(self, bench: Benchmark, result: BenchmarkResult) -> None:
         started = time.monotonic()
         if not self.options.update_references:
-            refs = self.book(bench.references_path).lookup([bench.test_key, *bench.alt_keys], bench.platform.name)
+            try:
+                book = self.book(bench.references_path)
+            except ConfigError as exc:
+                raise CheckError(str(exc)) from exc
+            refs = book.lookup([bench.test_key, *bench.alt_keys], bench.platform.name)
             result.verdicts = judge(result.metrics, refs, bench.platform.name, self.options.require_references)
         result.stage_timings_s["check"] = time.monotonic() - started
 

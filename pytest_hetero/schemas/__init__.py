@@ -25,12 +25,17 @@ def schema_errors(instance: object, schema: Mapping[str, Any], prefix: str = "$"
     """All validation errors as ``<json path>: <message>``, sorted by path."""
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
-    return [f"{prefix}{e.json_path[1:]}: {_message(e)}" for e in errors]
+    return [_describe(_deepest(e), prefix) for e in errors]
 
 
-def _message(error: jsonschema.ValidationError) -> str:
-    # oneOf failures say only "is not valid under any of the given schemas"; show why.
-    if error.context:
-        best = jsonschema.exceptions.best_match(error.context)
-        return f"{error.message}; closest: {best.message}"
-    return error.message
+def _deepest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """For oneOf/anyOf, the alternative that got furthest: its error names the real problem."""
+    if not error.context:
+        return error
+    # A branch that failed only on its top-level type is the wrong branch, not the problem.
+    candidates = [e for e in error.context if e.validator != "type" or e.absolute_path != error.absolute_path]
+    return _deepest(max(candidates or error.context, key=lambda e: len(e.absolute_path)))
+
+
+def _describe(error: jsonschema.ValidationError, prefix: str) -> str:
+    return f"{prefix}{error.json_path[1:]}: {error.message}"

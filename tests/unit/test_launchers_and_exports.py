@@ -74,6 +74,7 @@ EXPORTS = {
     "pytest_hetero": ["__version__"],
     "pytest_hetero.errors": [
         "BackendUnavailableError",
+        "CheckError",
         "CollectError",
         "ConfigError",
         "HeteroError",
