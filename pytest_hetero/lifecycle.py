@@ -130,7 +130,7 @@ def _update_references(hetero: HeteroSession) -> None:
         if not record["metrics"] or not record["references_file"]:
             continue
         path = Path(record["references_file"])
-        metrics = {name: Metric(**m) for name, m in record["metrics"].items()}
+        metrics = {n: Metric(n, m["value"], m["unit"], m["higher_is_better"]) for n, m in record["metrics"].items()}
         try:
             hetero.book(path).update(record["test"], record["platform"]["name"], metrics)
         except HeteroError as exc:

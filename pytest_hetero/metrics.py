@@ -17,18 +17,27 @@ from typing import Any
 from pytest_hetero.errors import CollectError
 from pytest_hetero.workloads.common import METRICS_PREFIX
 
-__all__ = ["Metric", "MetricsRecord", "parse_metrics_record"]
+__all__ = ["Metric", "MetricsRecord", "combine_repeats", "parse_metrics_record"]
 
 
 @dataclass(frozen=True)
 class Metric:
+    """One measured figure; with ``--hetero-repeat``, ``value`` is the median of ``samples``."""
+
     name: str
     value: float | None
     unit: str = ""
     higher_is_better: bool = True
+    samples: tuple[float, ...] = ()
+    stats: Mapping[str, float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not self.samples:
+            del data["samples"], data["stats"]
+        else:
+            data["samples"], data["stats"] = list(self.samples), dict(self.stats or {})
+        return data
 
     def format_value(self) -> str:
         return "n/a" if self.value is None else f"{self.value:.4g}"
@@ -40,6 +49,23 @@ class MetricsRecord:
 
     metrics: Mapping[str, Metric]
     extra: Mapping[str, Any]
+
+
+def combine_repeats(runs: list[Mapping[str, Metric]]) -> dict[str, Metric]:
+    """One metric per name over repeated runs: median value, every sample, statistics."""
+    if len(runs) == 1:
+        return dict(runs[0])
+    from pytest_hetero.compare import summary_stats
+
+    names = dict.fromkeys(name for run in runs for name in run)
+    combined = {}
+    for name in names:
+        first = next(run[name] for run in runs if name in run)
+        samples = tuple(v for run in runs if (v := run[name].value if name in run else None) is not None)
+        stats = summary_stats(samples) if samples else None
+        median = stats["median"] if stats else None
+        combined[name] = Metric(name, median, first.unit, first.higher_is_better, samples, stats)
+    return combined
 
 
 def parse_metrics_record(text: str, source: Path | str) -> MetricsRecord:

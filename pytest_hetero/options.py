@@ -29,6 +29,16 @@ def _existing_file(value: str) -> Path:
     return path
 
 
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"--hetero-repeat {value!r}: expected a whole number >= 1")
+    return number
+
+
 def _split_selectors(values: Iterable[str]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
@@ -79,6 +89,14 @@ def add_options(parser: pytest.Parser) -> None:
         help="write measured values back to references.yaml instead of checking them (default: off)",
     )
     group.addoption(
+        "--hetero-repeat",
+        type=_positive_int,
+        default=1,
+        dest="hetero_repeat",
+        metavar="N",
+        help="run each benchmark N times; report the median, every sample and their spread (default: 1)",
+    )
+    group.addoption(
         "--hetero-dry-run",
         action="store_true",
         dest="hetero_dry_run",
@@ -97,6 +115,7 @@ class HeteroOptions:
     require_references: bool
     update_references: bool
     dry_run: bool
+    repeat: int = 1
 
 
 def read_options(config: pytest.Config) -> HeteroOptions:
@@ -117,6 +136,7 @@ def read_options(config: pytest.Config) -> HeteroOptions:
         require_references=bool(getopt("hetero_require_references")),
         update_references=bool(getopt("hetero_update_references")),
         dry_run=bool(getopt("hetero_dry_run")),
+        repeat=int(getopt("hetero_repeat")),
     )
 
 

@@ -28,7 +28,7 @@ class BenchmarkResult:
     workdir: str
     env: dict[str, str] = field(default_factory=dict)
     argv: list[str] = field(default_factory=list)
-    job_id: str | None = None
+    job_ids: list[str] = field(default_factory=list)
     state: str | None = None
     exit_code: int | None = None
     metrics: dict[str, Metric] = field(default_factory=dict)
@@ -41,6 +41,11 @@ class BenchmarkResult:
     references_file: str = ""
     skip_reason: str | None = None
     started_at: float = field(default_factory=time.time)
+
+    @property
+    def job_id(self) -> str | None:
+        """The (first) backend job id; repeats have one id each in ``job_ids``."""
+        return self.job_ids[0] if self.job_ids else None
 
     @property
     def failed_verdicts(self) -> list[Verdict]:
@@ -71,6 +76,7 @@ class BenchmarkResult:
             "stage_timings_s": self.stage_timings_s,
             "job": {
                 "id": self.job_id,
+                "ids": self.job_ids,
                 "state": self.state,
                 "exit_code": self.exit_code,
                 "argv": self.argv,

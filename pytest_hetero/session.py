@@ -16,7 +16,7 @@ from pytest_hetero.config.models import Catalogue, Platform
 from pytest_hetero.errors import CheckError, ConfigError, HeteroError, Stage, StageError
 from pytest_hetero.launchers import get_launcher
 from pytest_hetero.markers import Declaration
-from pytest_hetero.metrics import parse_metrics_record
+from pytest_hetero.metrics import MetricsRecord, combine_repeats, parse_metrics_record
 from pytest_hetero.options import HeteroOptions
 from pytest_hetero.progress import Progress
 from pytest_hetero.provenance import host_provenance
@@ -67,7 +67,7 @@ class HeteroSession:
         self.notes: list[str] = []
         self._backends: dict[str, Backend] = {}
         self._books: dict[Path, ReferenceBook] = {}
-        self._jobs: dict[str, Job] = {}
+        self._jobs: dict[str, list[Job]] = {}
         self._running: dict[str, BenchmarkResult] = {}
         self.scheduler = Scheduler(self.backend_for)
         self.progress = Progress(config)
@@ -88,7 +88,7 @@ class HeteroSession:
         return host_provenance(self.config.rootpath)
 
     # -- jobs -------------------------------------------------------------
-    def jobspec(self, item: pytest.Item, bench: Benchmark) -> JobSpec:
+    def jobspec(self, item: pytest.Item, bench: Benchmark, repeat: int = 0) -> JobSpec:
         platform, workload = bench.platform, bench.declaration.workload
         timeout_s = platform.time_limit_s
         if bench.declaration.timeout_min is not None:
@@ -104,7 +104,7 @@ class HeteroSession:
         spec = JobSpec(
             name=f"{bench.test_key.rsplit('::', 1)[-1]}[{platform.name}]",
             argv=tuple(get_launcher(platform).command(workload)),
-            workdir=(self.run_dir / _slug(item.nodeid)).absolute(),
+            workdir=self._workdir(item, repeat),
             platform=platform,
             env=env,
             timeout_s=timeout_s,
@@ -112,6 +112,13 @@ class HeteroSession:
         )
         modified = self.config.hook.pytest_hetero_modify_jobspec(spec=spec, item=item)
         return modified if isinstance(modified, JobSpec) else spec
+
+    def _workdir(self, item: pytest.Item, repeat: int) -> Path:
+        base = (self.run_dir / _slug(item.nodeid)).absolute()
+        return base / f"repeat-{repeat + 1}" if self.options.repeat > 1 else base
+
+    def _new_jobs(self, item: pytest.Item, bench: Benchmark) -> list[Job]:
+        return [Job(f"{item.nodeid}#{r}", self.jobspec(item, bench, r)) for r in range(self.options.repeat)]
 
     def plan(self, items: list[pytest.Item]) -> None:
         """Queue the jobs of every runnable benchmark item, ahead of its test."""
@@ -123,10 +130,11 @@ class HeteroSession:
             if bench is None or _will_skip(item):
                 continue
             try:
-                planned.append(Job(key=item.nodeid, spec=self.jobspec(item, bench)))
+                jobs = self._new_jobs(item, bench)
             except HeteroError:
                 continue  # reported by the test itself, with its name
-        self._jobs.update((job.key, job) for job in planned)
+            self._jobs[item.nodeid] = jobs
+            planned.extend(jobs)
         self.scheduler.plan(planned)
 
     def run(self, item: pytest.Item, bench: Benchmark) -> BenchmarkResult:
@@ -153,33 +161,38 @@ class HeteroSession:
     def _run_stages(self, item: pytest.Item, bench: Benchmark, result: BenchmarkResult) -> None:
         timings = result.stage_timings_s
         started = time.monotonic()
-        job = self._jobs.pop(item.nodeid, None) or Job(key=item.nodeid, spec=self.jobspec(item, bench))
-        spec = job.spec
-        result.workdir, result.argv = str(spec.workdir), list(spec.argv)
-        result.env = {**spec.platform.environment.env, **spec.env}
-        result.log_paths = {"stdout": str(spec.stdout_path), "stderr": str(spec.stderr_path)}
+        jobs = self._jobs.pop(item.nodeid, None) or self._new_jobs(item, bench)
+        spec = jobs[0].spec
+        result.workdir = str(spec.workdir.parent if len(jobs) > 1 else spec.workdir)
+        result.argv, result.env = list(spec.argv), {**spec.platform.environment.env, **spec.env}
         timings["provision"] = time.monotonic() - started
-        job = self.scheduler.wait_for(job, on_tick=self.progress)
-        timings["launch"] = job.submit_s
-        timings["wait"] = time.monotonic() - started - timings["provision"]
-        result.job_id = job.handle.job_id if job.handle else None
-        if job.error is not None:
-            raise job.error
-        assert job.handle is not None
-        self._collect(job, result)
+        records = [self._finish_job(job, result) for job in jobs]
+        timings["wait"] = time.monotonic() - started - timings["provision"] - timings["collect"]
+        result.metrics = combine_repeats([r.metrics for r in records])
+        result.workload_info = dict(records[-1].extra)
         self._check(bench, result)
 
-    def _collect(self, job: Job, result: BenchmarkResult) -> None:
-        assert job.handle is not None
+    def _finish_job(self, job: Job, result: BenchmarkResult) -> MetricsRecord:
+        """Wait for one job, note where its logs are, collect and parse it."""
+        result.log_paths = {"stdout": str(job.spec.stdout_path), "stderr": str(job.spec.stderr_path)}
+        job = self.scheduler.wait_for(job, on_tick=self.progress)
+        result.stage_timings_s["launch"] = result.stage_timings_s.get("launch", 0.0) + job.submit_s
+        if job.handle is not None:
+            result.job_ids.append(job.handle.job_id)
+        if job.error is not None:
+            raise job.error
         started = time.monotonic()
+        record = self._collect(job, result)
+        result.stage_timings_s["collect"] = result.stage_timings_s.get("collect", 0.0) + time.monotonic() - started
+        return record
+
+    def _collect(self, job: Job, result: BenchmarkResult) -> MetricsRecord:
+        assert job.handle is not None
         output = self.backend_for(job.spec).collect(job.handle)
         result.state, result.exit_code = output.state.value, output.exit_code
         result.log_paths.update(output.artifacts)
         raise_for_state(output)
-        record = parse_metrics_record(output.stdout(), output.stdout_path)
-        result.metrics = dict(record.metrics)
-        result.workload_info = dict(record.extra)
-        result.stage_timings_s["collect"] = time.monotonic() - started
+        return parse_metrics_record(output.stdout(), output.stdout_path)
 
     def _check(self, bench: Benchmark, result: BenchmarkResult) -> None:
         started = time.monotonic()

@@ -289,3 +289,45 @@ def test_two_phases(hetero_result, hetero_run, hetero_platform):
     )
     result = bench_dir.runpytest()
     result.assert_outcomes(passed=1)
+
+
+def test_repeat_reports_median_samples_and_spread(bench_dir: pytest.Pytester) -> None:
+    bench_dir.makefile(
+        ".py",
+        counting="""
+import json
+from pathlib import Path
+runs = Path("runs.txt")
+runs.write_text(runs.read_text() + "x" if runs.exists() else "x")
+value = {1: 10.0, 2: 30.0, 3: 20.0}[len(runs.read_text())]
+print(":::HETERO_METRICS " + json.dumps({"metrics": [{"name": "throughput_sps", "value": value}]}))
+""",
+    )
+    bench_dir.makepyfile(
+        test_r="""
+import pytest
+
+@pytest.mark.hetero(command=["python", "counting.py"])
+def test_r(hetero_result):
+    assert hetero_result.metric("throughput_sps") == 20.0
+"""
+    )
+    result = bench_dir.runpytest("--hetero-repeat=3", "--hetero-json=out.json")
+    result.assert_outcomes(passed=1)
+    record = _report(bench_dir.path / "out.json")["results"][0]
+    metric = record["metrics"]["throughput_sps"]
+    assert metric["samples"] == [10.0, 30.0, 20.0]
+    assert metric["stats"]["n"] == 3
+    assert metric["stats"]["min"] == 10.0
+    assert len(record["job"]["ids"]) == 3
+    assert [Path(p).name for p in sorted(Path(record["job"]["workdir"]).iterdir())] == [
+        "repeat-1",
+        "repeat-2",
+        "repeat-3",
+    ]
+
+
+def test_repeat_rejects_nonsense(bench_dir: pytest.Pytester) -> None:
+    result = bench_dir.runpytest("--hetero-repeat=0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--hetero-repeat '0': expected a whole number >= 1*"])
