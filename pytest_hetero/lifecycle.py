@@ -18,7 +18,7 @@ from pytest_hetero.reporting.terminal import summary_lines
 from pytest_hetero.results import BenchmarkResult
 from pytest_hetero.session import BENCH_KEY, RESULT_KEY, SESSION_KEY, HeteroSession
 
-__all__ = ["ReportCollector", "build_session", "outcome_of", "record_for_report"]
+__all__ = ["EXIT_PERFORMANCE", "ReportCollector", "build_session", "outcome_of", "record_for_report"]
 
 
 def build_session(config: pytest.Config) -> HeteroSession:
@@ -72,20 +72,36 @@ def record_for_report(item: pytest.Item, report: pytest.TestReport) -> dict[str,
     return session.make_record(item, result, outcome_of(report))
 
 
+#: Exit status when every failure is a performance verdict (reference band, regression).
+EXIT_PERFORMANCE = 6
+
+
+def is_performance_failure(record: dict[str, Any] | None) -> bool:
+    """A failure that ran fine but measured out of band (not an error of any stage)."""
+    if record is None or record["error"] is not None:
+        return False
+    return any(v["verdict"] in ("fail", "missing") for v in record["verdicts"])
+
+
 class ReportCollector:
     """Registered as a plugin: gathers records where reports arrive (the xdist controller too)."""
 
     def __init__(self, hetero: HeteroSession) -> None:
         self.hetero = hetero
+        self.failures = {"performance": 0, "other": 0}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = getattr(report, "hetero_record", None)
+        if report.failed:
+            self.failures["performance" if is_performance_failure(record) else "other"] += 1
         if record is not None and not self.hetero.is_worker:
             self.hetero.add_record(record)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        finish_session(self.hetero, int(exitstatus))
+        if exitstatus == pytest.ExitCode.TESTS_FAILED and not self.failures["other"] and self.failures["performance"]:
+            session.exitstatus = EXIT_PERFORMANCE
+        finish_session(self.hetero, int(session.exitstatus))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.hetero.is_worker or self.hetero.config.get_verbosity() < 0:

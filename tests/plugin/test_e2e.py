@@ -139,6 +139,7 @@ references:
         "--platforms-file=platforms.yaml", "--platform=cpu-*", "--hetero-json=out.json", "--junitxml=junit.xml"
     )
     result.assert_outcomes(passed=1, failed=1)
+    assert result.ret == 6, "only performance failures: the documented exit status 6"
     result.stdout.fnmatch_lines(
         [
             "*reference check failed: throughput_sps = 100 samples/s on platform 'cpu-b', "
@@ -179,6 +180,7 @@ def test_workload_failure_names_stage_and_shows_log_tail(bench_dir: pytest.Pytes
     bench_dir.makepyfile(test_b=_test_file(extra=', "exit_code": 3'))
     result = bench_dir.runpytest("--hetero-json=out.json")
     result.assert_outcomes(failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         ["*wait: the workload exited with status 3 after * s (job local-*)*", "*boom: simulated crash*"]
     )
@@ -331,3 +333,13 @@ def test_repeat_rejects_nonsense(bench_dir: pytest.Pytester) -> None:
     result = bench_dir.runpytest("--hetero-repeat=0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--hetero-repeat '0': expected a whole number >= 1*"])
+
+
+def test_exit_status_tells_performance_from_other_failures(bench_dir: pytest.Pytester) -> None:
+    bench_dir.makepyfile(test_b=_test_file('{"throughput_sps": 100.0}'))
+    bench_dir.makefile(
+        ".yaml", references="version: 1\nreferences:\n  test_bench:\n    local: {throughput_sps: [500, -0.1, null]}\n"
+    )
+    assert bench_dir.runpytest().ret == 6
+    bench_dir.makepyfile(test_other="def test_plain():\n    assert False\n")
+    assert bench_dir.runpytest().ret == pytest.ExitCode.TESTS_FAILED
