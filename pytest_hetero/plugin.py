@@ -81,7 +81,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     hetero: HeteroSession = session.config.stash[SESSION_KEY]
     if hetero.options.dry_run:
         _print_dry_run(session, hetero)
-    elif not session.config.option.collectonly:
+    elif not session.config.getoption("collectonly"):
         hetero.plan(session.items)
 
 
@@ -91,7 +91,10 @@ def _print_dry_run(session: pytest.Session, hetero: HeteroSession) -> None:
         bench = item.stash.get(BENCH_KEY, None)
         if bench is not None and reporter is not None:
             reporter.write_sep("-", f"dry run: {item.nodeid}")
-            reporter.write_line(hetero.dry_run_text(item, bench))
+            try:
+                reporter.write_line(hetero.dry_run_text(item, bench))
+            except HeteroError as exc:
+                reporter.write_line(f"cannot render: {exc}")
 
 
 @pytest.hookimpl(wrapper=True)

@@ -100,3 +100,37 @@ def test_typo():
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["*::test_typo: unknown @pytest.mark.hetero argument(s) [[]'acclerators'[]]; valid: *"])
     assert "During handling" not in result.stdout.str()
+
+
+def test_jobspec_and_record_hooks(bench_dir: pytest.Pytester) -> None:
+    bench_dir.makeconftest(
+        """
+import dataclasses
+
+def pytest_hetero_modify_jobspec(spec, item):
+    return dataclasses.replace(spec, env={**spec.env, "FROM_HOOK": "42"})
+
+def pytest_hetero_result_record(record, item):
+    record.setdefault("extra", {})["ticket"] = "PERF-123"
+"""
+    )
+    bench_dir.makefile(
+        ".py",
+        envmetric="""
+import json, os
+print(":::HETERO_METRICS " + json.dumps({"metrics": [{"name": "x", "value": float(os.environ["FROM_HOOK"])}]}))
+""",
+    )
+    bench_dir.makepyfile(
+        test_h="""
+import pytest
+
+@pytest.mark.hetero(command=["python", "envmetric.py"])
+def test_h(hetero_result):
+    assert hetero_result.metric("x") == 42
+"""
+    )
+    result = bench_dir.runpytest("--hetero-json=out.json")
+    result.assert_outcomes(passed=1)
+    record = json.loads((bench_dir.path / "out.json").read_text())["results"][0]
+    assert record["extra"] == {"ticket": "PERF-123"}
