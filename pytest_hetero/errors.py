@@ -6,6 +6,8 @@
     ├── ConfigError                  bad platforms.yaml / references / marker / option
     │   └── UnknownPlatformError     --platform names nothing in the catalogue
     ├── BackendUnavailableError      optional dependency of a backend missing
+    ├── HistoryError                 bad request to the history store (unknown baseline, ...)
+    │   └── StoreUnavailableError    the store cannot be opened, read or written
     └── StageError                   a stage of one benchmark failed (carries the stage)
         ├── SubmitError              provision/launch: the job could not be started
         ├── JobFailedError           wait: the job ended FAILED / CANCELLED / node failure
@@ -27,10 +29,12 @@ __all__ = [
     "CollectError",
     "ConfigError",
     "HeteroError",
+    "HistoryError",
     "JobFailedError",
     "JobTimeoutError",
     "Stage",
     "StageError",
+    "StoreUnavailableError",
     "SubmitError",
     "UnknownPlatformError",
 ]
@@ -61,6 +65,14 @@ class UnknownPlatformError(ConfigError):
 
 class BackendUnavailableError(HeteroError):
     """A backend's optional dependency is not installed."""
+
+
+class HistoryError(HeteroError):
+    """A bad request to the history store: unknown baseline or run, bad selection, not a report."""
+
+
+class StoreUnavailableError(HistoryError):
+    """The history store cannot be opened, read or written (an infrastructure problem)."""
 
 
 class StageError(HeteroError):

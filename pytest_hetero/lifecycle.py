@@ -10,6 +10,7 @@ import pytest
 from pytest_hetero.config.loader import builtin_catalogue, load_catalogue
 from pytest_hetero.config.models import Catalogue
 from pytest_hetero.errors import BackendUnavailableError, ConfigError, HeteroError
+from pytest_hetero.history import HistoryStore
 from pytest_hetero.launchers import get_launcher
 from pytest_hetero.metrics import Metric
 from pytest_hetero.options import read_options, select_platforms
@@ -80,7 +81,8 @@ def is_performance_failure(record: dict[str, Any] | None) -> bool:
     """A failure that ran fine but measured out of band (not an error of any stage)."""
     if record is None or record["error"] is not None:
         return False
-    return any(v["verdict"] in ("fail", "missing") for v in record["verdicts"])
+    missed = any(v["verdict"] in ("fail", "missing") for v in record["verdicts"])
+    return missed or any(c["verdict"] == "regression" for c in record["comparisons"])
 
 
 class ReportCollector:
@@ -96,6 +98,11 @@ class ReportCollector:
             self.failures["performance" if is_performance_failure(record) else "other"] += 1
         if record is not None and not self.hetero.is_worker:
             self.hetero.add_record(record)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """pytest-xdist: every worker shares the controller's run id and run directory."""
+        node.workerinput["hetero_run_id"] = self.hetero.run_id
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -115,29 +122,47 @@ class ReportCollector:
 
 
 def finish_session(hetero: HeteroSession, exit_status: int) -> None:
-    """Cancel leftovers, then (controller only) update references and write reports."""
+    """Cancel leftovers, then (controller only) update references, write reports, store history."""
     hetero.interrupted = exit_status == pytest.ExitCode.INTERRUPTED
     hetero.shutdown()
     if hetero.is_worker:
         return
     if hetero.options.update_references:
         _update_references(hetero)
+    report = build_report(
+        run_id=hetero.run_id,
+        records=hetero.records,
+        platforms=[p.name for p in hetero.platforms],
+        exit_status=exit_status,
+        interrupted=hetero.interrupted,
+        cancelled_jobs=hetero.cancelled_jobs,
+        provenance=hetero.provenance,
+    )
     if hetero.options.json_path is not None:
-        report = build_report(
-            run_id=hetero.run_id,
-            records=hetero.records,
-            platforms=[p.name for p in hetero.platforms],
-            exit_status=exit_status,
-            interrupted=hetero.interrupted,
-            cancelled_jobs=hetero.cancelled_jobs,
-            provenance=hetero.provenance,
-        )
-        try:
-            write_report(hetero.options.json_path, report)
-        except OSError as exc:
-            hetero.notes.append(f"pytest-hetero: could not write {hetero.options.json_path}: {exc}")
-        else:
-            hetero.notes.append(f"pytest-hetero: JSON report written to {hetero.options.json_path}")
+        _write_json(hetero, hetero.options.json_path, report)
+    if hetero.history is not None:
+        _store_history(hetero, hetero.history, report)
+
+
+def _write_json(hetero: HeteroSession, path: Path, report: dict[str, Any]) -> None:
+    try:
+        write_report(path, report)
+    except OSError as exc:
+        hetero.notes.append(f"pytest-hetero: could not write {path}: {exc}")
+    else:
+        hetero.notes.append(f"pytest-hetero: JSON report written to {path}")
+
+
+def _store_history(hetero: HeteroSession, store: HistoryStore, report: dict[str, Any]) -> None:
+    try:
+        store.add_report(report)
+        if hetero.options.save_baseline:
+            store.save_baseline(hetero.options.save_baseline, hetero.run_id)
+    except HeteroError as exc:
+        hetero.notes.append(f"pytest-hetero: run {hetero.run_id} NOT stored in the history: {exc}")
+        return
+    saved = f", saved as baseline {hetero.options.save_baseline!r}" if hetero.options.save_baseline else ""
+    hetero.notes.append(f"pytest-hetero: run {hetero.run_id} added to the history {store.description}{saved}")
 
 
 def _update_references(hetero: HeteroSession) -> None:

@@ -29,7 +29,7 @@ class Metric:
     unit: str = ""
     higher_is_better: bool = True
     samples: tuple[float, ...] = ()
-    stats: Mapping[str, float] | None = None
+    stats: Mapping[str, float | None] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)

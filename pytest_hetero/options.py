@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pytest_hetero.config.models import Catalogue, Platform
-from pytest_hetero.errors import UnknownPlatformError
+from pytest_hetero.errors import HeteroError, UnknownPlatformError
 
 __all__ = ["HeteroOptions", "add_options", "read_options", "select_platforms"]
 
@@ -36,6 +36,36 @@ def _positive_int(value: str) -> int:
         number = 0
     if number < 1:
         raise argparse.ArgumentTypeError(f"--hetero-repeat {value!r}: expected a whole number >= 1")
+    return number
+
+
+def _selection(value: str) -> str:
+    from pytest_hetero.history import Selection
+
+    try:
+        Selection.parse(value)
+    except HeteroError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+def _regression_expr(value: str) -> str:
+    from pytest_hetero.compare import parse_regression_expr
+
+    try:
+        parse_regression_expr(value)
+    except HeteroError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+def _fraction(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 <= number < 1:
+        raise argparse.ArgumentTypeError(f"--hetero-min-effect {value!r}: expected a fraction in [0, 1), e.g. 0.05")
     return number
 
 
@@ -97,12 +127,54 @@ def add_options(parser: pytest.Parser) -> None:
         help="run each benchmark N times; report the median, every sample and their spread (default: 1)",
     )
     group.addoption(
+        "--hetero-history",
+        default=None,
+        dest="hetero_history",
+        metavar="PATH|URL",
+        help="run-history store: an SQLite file or postgresql://... ; every run is added to it "
+        "(default: ini hetero_history, else none)",
+    )
+    group.addoption(
+        "--hetero-compare",
+        type=_selection,
+        default=None,
+        dest="hetero_compare",
+        metavar="last|N|baseline:NAME",
+        help="compare each result with the history (the previous run, the last N runs, or a saved baseline); "
+        "a statistically significant regression fails the test (default: no comparison)",
+    )
+    group.addoption(
+        "--hetero-compare-fail",
+        type=_regression_expr,
+        action="append",
+        default=[],
+        dest="hetero_compare_fail",
+        metavar="EXPR",
+        help="pytest-benchmark style regression expression, e.g. 'mean:5%%' or 'min:0.001'; repeatable (default: none)",
+    )
+    group.addoption(
+        "--hetero-min-effect",
+        type=_fraction,
+        default=0.05,
+        dest="hetero_min_effect",
+        metavar="FRACTION",
+        help="smallest relative change of the median that counts as a regression (default: 0.05)",
+    )
+    group.addoption(
+        "--hetero-save-baseline",
+        default=None,
+        dest="hetero_save_baseline",
+        metavar="NAME",
+        help="save this run in the history as baseline NAME (default: none)",
+    )
+    group.addoption(
         "--hetero-dry-run",
         action="store_true",
         dest="hetero_dry_run",
         help="print what each benchmark would submit, and submit nothing (default: off)",
     )
     parser.addini("hetero_platforms", "platform catalogue file, relative to the rootdir", default=None)
+    parser.addini("hetero_history", "run-history store (SQLite path or postgresql:// URL)", default=None)
     parser.addini("hetero_output_dir", "directory for job logs and scripts", default=DEFAULT_OUTPUT_DIR)
 
 
@@ -116,6 +188,11 @@ class HeteroOptions:
     update_references: bool
     dry_run: bool
     repeat: int = 1
+    history: str | None = None
+    compare: str | None = None
+    compare_fail: tuple[str, ...] = ()
+    min_effect: float = 0.05
+    save_baseline: str | None = None
 
 
 def read_options(config: pytest.Config) -> HeteroOptions:
@@ -137,7 +214,25 @@ def read_options(config: pytest.Config) -> HeteroOptions:
         update_references=bool(getopt("hetero_update_references")),
         dry_run=bool(getopt("hetero_dry_run")),
         repeat=int(getopt("hetero_repeat")),
+        history=_history_target(config),
+        compare=getopt("hetero_compare"),
+        compare_fail=tuple(getopt("hetero_compare_fail")),
+        min_effect=float(getopt("hetero_min_effect")),
+        save_baseline=getopt("hetero_save_baseline"),
     )
+
+
+def _history_target(config: pytest.Config) -> str | None:
+    """The store: a URL as given; a path relative to the current directory (option) or rootdir (ini)."""
+    option, ini = config.getoption("hetero_history"), config.getini("hetero_history")
+    if not (option or ini):
+        if config.getoption("hetero_compare") or config.getoption("hetero_save_baseline"):
+            raise pytest.UsageError("--hetero-compare and --hetero-save-baseline need --hetero-history PATH|URL")
+        return None
+    text = str(option or ini)
+    if "://" in text:
+        return text
+    return str(Path(text).absolute() if option else config.rootpath / text)
 
 
 def select_platforms(catalogue: Catalogue, selectors: Iterable[str]) -> list[Platform]:

@@ -19,6 +19,8 @@ from pytest_hetero.fixtures import _hetero_platform, hetero_platform, hetero_res
 from pytest_hetero.lifecycle import ReportCollector, build_session, record_for_report
 from pytest_hetero.markers import MARKER, MARKER_HELP
 from pytest_hetero.options import add_options
+from pytest_hetero.references import VerdictKind
+from pytest_hetero.results import BenchmarkResult
 from pytest_hetero.session import BENCH_KEY, RESULT_KEY, SESSION_KEY, HeteroSession
 
 __all__ = ["_hetero_platform", "hetero_platform", "hetero_result", "hetero_run"]
@@ -104,17 +106,17 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         pytest.fail(result.error, pytrace=False)
     outcome = yield
     if result is not None:
-        _fail_on_verdicts(result.verdicts)
+        _fail_on_performance(result)
     return outcome
 
 
-def _fail_on_verdicts(verdicts: list[Any]) -> None:
-    failed = [v for v in verdicts if v.failed]
+def _fail_on_performance(result: BenchmarkResult) -> None:
+    failed = result.failure_messages()
     if failed:
-        pytest.fail("reference check failed: " + "\n  ".join(v.message for v in failed), pytrace=False)
-    expected = [v for v in verdicts if v.kind.value == "xfail"]
+        pytest.fail("performance check failed: " + "\n  ".join(failed), pytrace=False)
+    expected = [v.message for v in result.verdicts if v.kind is VerdictKind.XFAIL]
     if expected:
-        pytest.xfail("; ".join(v.message for v in expected))
+        pytest.xfail("; ".join(expected))
 
 
 @pytest.hookimpl(wrapper=True)

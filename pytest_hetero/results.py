@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_hetero.config.models import Platform
+from pytest_hetero.gate import MetricComparison
 from pytest_hetero.metrics import Metric
 from pytest_hetero.redact import redact_env
 from pytest_hetero.references import Verdict
@@ -34,6 +35,7 @@ class BenchmarkResult:
     metrics: dict[str, Metric] = field(default_factory=dict)
     workload_info: dict[str, Any] = field(default_factory=dict)
     verdicts: list[Verdict] = field(default_factory=list)
+    comparisons: list[MetricComparison] = field(default_factory=list)
     stage_timings_s: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     failed_stage: str | None = None
@@ -47,9 +49,10 @@ class BenchmarkResult:
         """The (first) backend job id; repeats have one id each in ``job_ids``."""
         return self.job_ids[0] if self.job_ids else None
 
-    @property
-    def failed_verdicts(self) -> list[Verdict]:
-        return [v for v in self.verdicts if v.failed]
+    def failure_messages(self) -> list[str]:
+        """Why the benchmark fails on performance: reference misses, then regressions."""
+        misses = [v.message for v in self.verdicts if v.failed]
+        return misses + [c.message for c in self.comparisons if c.regressed]
 
     def metric(self, name: str) -> float | None:
         """The value of a measured metric (None when absent)."""
@@ -73,6 +76,7 @@ class BenchmarkResult:
             },
             "metrics": {name: m.as_dict() for name, m in self.metrics.items()},
             "verdicts": [v.as_dict() for v in self.verdicts],
+            "comparisons": [c.as_dict() for c in self.comparisons],
             "stage_timings_s": self.stage_timings_s,
             "job": {
                 "id": self.job_id,

@@ -12,8 +12,11 @@ from typing import Any
 import pytest
 
 from pytest_hetero.backends.base import Backend, JobSpec, JobState, raise_for_state
+from pytest_hetero.compare import parse_regression_expr
 from pytest_hetero.config.models import Catalogue, Platform
 from pytest_hetero.errors import CheckError, ConfigError, HeteroError, Stage, StageError
+from pytest_hetero.gate import HistoryBaseline, MetricComparison, compare_record
+from pytest_hetero.history import HistoryStore, Selection, open_store
 from pytest_hetero.launchers import get_launcher
 from pytest_hetero.markers import Declaration
 from pytest_hetero.metrics import MetricsRecord, combine_repeats, parse_metrics_record
@@ -56,10 +59,9 @@ class HeteroSession:
         self.platforms = platforms
         workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
-        run_id = (
-            workerinput["testrunuid"] if workerinput else f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        )
-        self.run_id: str = run_id
+        # xdist workers take the controller's run id (see ReportCollector.pytest_configure_node).
+        new_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        self.run_id: str = workerinput.get("hetero_run_id", new_id) if workerinput else new_id
         self.run_dir = options.output_dir / "runs" / self.run_id
         self.records: list[dict[str, Any]] = []
         self.interrupted = False
@@ -71,6 +73,13 @@ class HeteroSession:
         self._running: dict[str, BenchmarkResult] = {}
         self.scheduler = Scheduler(self.backend_for)
         self.progress = Progress(config)
+        self.history: HistoryStore | None = open_store(options.history) if options.history else None
+        self.baseline = self._baseline()
+
+    def _baseline(self) -> HistoryBaseline | None:
+        if self.history is None or self.options.compare is None:
+            return None
+        return HistoryBaseline(self.history, Selection.parse(self.options.compare), exclude_run_id=self.run_id)
 
     # -- backends -------------------------------------------------------
     def backend_for(self, spec_or_platform: JobSpec | Platform) -> Backend:
@@ -203,7 +212,18 @@ class HeteroSession:
                 raise CheckError(str(exc)) from exc
             refs = book.lookup([bench.test_key, *bench.alt_keys], bench.platform.name)
             result.verdicts = judge(result.metrics, refs, bench.platform.name, self.options.require_references)
+        if self.baseline is not None:
+            result.comparisons = self._compare(result)
         result.stage_timings_s["check"] = time.monotonic() - started
+
+    def _compare(self, result: BenchmarkResult) -> list[MetricComparison]:
+        assert self.baseline is not None
+        record = result.to_record("passed", {})
+        exprs = [parse_regression_expr(text) for text in self.options.compare_fail]
+        try:
+            return compare_record(record, self.baseline, min_effect=self.options.min_effect, exprs=exprs)
+        except HeteroError as exc:
+            raise CheckError(f"comparison with {self.baseline.description} failed: {exc}") from exc
 
     def _scrubbed(self, text: str, result: BenchmarkResult) -> str:
         return scrub(text, secret_values({**result.platform.environment.env, **result.env}))
@@ -234,6 +254,7 @@ class HeteroSession:
         self._running.clear()
         for backend in self._backends.values():
             backend.close()
+        self._backends.clear()
 
     def dry_run_text(self, item: pytest.Item, bench: Benchmark) -> str:
         spec = self.jobspec(item, bench)

@@ -142,7 +142,7 @@ references:
     assert result.ret == 6, "only performance failures: the documented exit status 6"
     result.stdout.fnmatch_lines(
         [
-            "*reference check failed: throughput_sps = 100 samples/s on platform 'cpu-b', "
+            "*performance check failed: throughput_sps = 100 samples/s on platform 'cpu-b', "
             "reference 200 band [[]180, 220[]]: below the band (worse than the reference)",
         ]
     )

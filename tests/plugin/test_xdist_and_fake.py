@@ -48,8 +48,8 @@ def test_xdist_report_has_every_worker_record(bench_dir: pytest.Pytester) -> Non
         ("test_x.py::test_two[p1]", 60.0),
         ("test_x.py::test_two[p2]", 60.0),
     ]
-    run_dirs = list((bench_dir.path / ".hetero" / "runs").iterdir())
-    assert len(run_dirs) == 1, "workers must share one run directory"
+    run_dirs = [d.name for d in (bench_dir.path / ".hetero" / "runs").iterdir()]
+    assert run_dirs == [report["run_id"]], "workers must share the controller's run id and directory"
 
 
 def test_fake_backend_from_a_conftest_hook(bench_dir: pytest.Pytester) -> None:

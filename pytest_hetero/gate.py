@@ -1,0 +1,211 @@
+"""The regression gate: every metric of a run against its baseline, like with like.
+
+A baseline is another report (``pytest-hetero compare NEW.json OLD.json``) or
+the history store with a :class:`~pytest_hetero.history.Selection`. Only
+records of the same test on the same platform with the same workload config
+hash are compared; every record left out is named in a note saying why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pytest_hetero.compare import Comparison, ExprCheck, RegressionExpr, check_regression_expr, compare
+from pytest_hetero.history import HistoryStore, Selection, metric_samples
+
+__all__ = [
+    "Baseline",
+    "GateResult",
+    "HistoryBaseline",
+    "MetricComparison",
+    "ReportBaseline",
+    "compare_record",
+    "run_gate",
+]
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    """One metric of one record against its baseline."""
+
+    test: str
+    platform: str
+    metric: str
+    unit: str
+    config_hash: str
+    comparison: Comparison
+    expr_checks: tuple[ExprCheck, ...] = ()
+    note: str = ""  # why there is no baseline, when there is none
+
+    @property
+    def regressed(self) -> bool:
+        return self.comparison.regressed or any(check.failed for check in self.expr_checks)
+
+    @property
+    def verdict(self) -> str:
+        return "regression" if self.regressed else self.comparison.verdict
+
+    def as_dict(self) -> dict[str, Any]:
+        """For a report record (e.g. a ``comparisons`` list) or JUnit properties."""
+        result = self.comparison
+        return {
+            "metric": self.metric,
+            "verdict": self.verdict,
+            "baseline_median": result.baseline_median,
+            "current_median": result.current_median,
+            "relative_change": result.relative_change,
+            "p_value": result.p_value,
+            "n_baseline": result.n_baseline,
+            "n_current": result.n_current,
+            "min_effect": result.min_effect,
+            "alpha": result.alpha,
+            "message": self.message,
+            "note": self.note,
+        }
+
+    @property
+    def message(self) -> str:
+        """The comparison line, the failed regression expressions, and where it ran."""
+        failed = [check.message for check in self.expr_checks if check.failed]
+        extra = f"; {'; '.join(failed)}" if failed else ""
+        return f"{self.test} on {self.platform}: {self.comparison.message}{extra}"
+
+
+@dataclass
+class GateResult:
+    against: str  # what the run was compared with, for the reader
+    rows: list[MetricComparison] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[MetricComparison]:
+        return [row for row in self.rows if row.regressed]
+
+    def counts(self) -> dict[str, int]:
+        counts = {"regression": 0, "improvement": 0, "unchanged": 0, "insufficient-data": 0}
+        for row in self.rows:
+            counts[row.verdict] += 1
+        return counts
+
+
+class Baseline(Protocol):
+    description: str
+
+    def lookup(self, record: dict[str, Any], metric: str) -> tuple[list[float], str]:
+        """The baseline samples for one metric of a current record, or ``([], why not)``."""
+
+
+class ReportBaseline:
+    """Another JSON report: records match by node id, else by test, platform and config hash."""
+
+    def __init__(self, report: dict[str, Any], label: str = "") -> None:
+        self.description = f"{label or 'report'} (run {report['run_id']}, {report['created_at']})"
+        self.by_nodeid = {r["nodeid"]: r for r in report["results"]}
+        self.by_test: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for r in report["results"]:
+            self.by_test.setdefault(_where(r), []).append(r)
+
+    def lookup(self, record: dict[str, Any], metric: str) -> tuple[list[float], str]:
+        where = "{} on {}".format(*_where(record))
+        found = self._match(record)
+        if found is None:
+            return [], f"{where}: not in the baseline run; not compared"
+        current_hash, baseline_hash = record["workload"]["config_hash"], found["workload"]["config_hash"]
+        if current_hash != baseline_hash:
+            return [], f"{where}: workload config hash {current_hash} ≠ {baseline_hash} in the baseline; not compared"
+        base_metric = found["metrics"].get(metric)
+        if base_metric is None or not metric_samples(base_metric):
+            return [], f"{where}: {metric} has no value in the baseline; not compared"
+        return metric_samples(base_metric), ""
+
+    def _match(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        same: dict[str, Any] | None = self.by_nodeid.get(record["nodeid"])
+        if same is not None and _where(same) == _where(record):
+            return same
+        candidates = self.by_test.get(_where(record), [])
+        config_hash = record["workload"]["config_hash"]
+        matching = [c for c in candidates if c["workload"]["config_hash"] == config_hash]
+        best = matching or candidates
+        return best[0] if best else None
+
+    def missing_from(self, report: dict[str, Any]) -> list[str]:
+        """Notes for baseline records that the current run does not have."""
+        current = {_where(r) for r in report["results"]}
+        return [
+            f"{t} on {p}: in the baseline run only; not compared"
+            for t, p in sorted(self.by_test)
+            if (t, p) not in current
+        ]
+
+
+def _where(record: dict[str, Any]) -> tuple[str, str]:
+    return record["test"], record["platform"]["name"]
+
+
+class HistoryBaseline:
+    """The history store; ``exclude_run_id`` leaves out the current run if it is already stored."""
+
+    def __init__(self, store: HistoryStore, selection: Selection, exclude_run_id: str | None = None) -> None:
+        self.store, self.selection, self.exclude_run_id = store, selection, exclude_run_id
+        self.description = f"history {store.description} ({selection})"
+
+    def lookup(self, record: dict[str, Any], metric: str) -> tuple[list[float], str]:
+        test, platform, config_hash = record["test"], record["platform"]["name"], record["workload"]["config_hash"]
+        found = self.store.samples(
+            test, platform, metric, config_hash, self.selection, exclude_run_id=self.exclude_run_id
+        )
+        if found:
+            return found, ""
+        where = f"{test} on {platform}"
+        others = sorted(
+            {p.config_hash for p in self.store.series(test, platform, metric) if p.run_id != self.exclude_run_id}
+            - {config_hash}
+        )
+        if others:
+            hashes = ", ".join(others)
+            return [], f"{where}: workload config hash {config_hash} ≠ {hashes} in the history; not compared"
+        return [], f"{where}: {metric} has no earlier run in the history ({self.selection}); not compared"
+
+
+def compare_record(
+    record: dict[str, Any],
+    baseline: Baseline,
+    *,
+    min_effect: float = 0.05,
+    alpha: float = 0.05,
+    exprs: Sequence[RegressionExpr] = (),
+) -> list[MetricComparison]:
+    """Compare every measured metric of one report record (the plugin calls this per test)."""
+    rows = []
+    for name, metric in sorted(record["metrics"].items()):
+        current = metric_samples(metric)
+        if not current:
+            continue
+        base, note = baseline.lookup(record, name)
+        higher = bool(metric["higher_is_better"])
+        result = compare(current, base, higher, min_effect=min_effect, alpha=alpha, name=name, unit=metric["unit"])
+        checks = tuple(check_regression_expr(e, current, base, higher) for e in exprs) if base else ()
+        key = (record["test"], record["platform"]["name"], name, metric["unit"], record["workload"]["config_hash"])
+        rows.append(MetricComparison(*key, result, checks, note))
+    return rows
+
+
+def run_gate(
+    report: dict[str, Any],
+    baseline: Baseline,
+    *,
+    min_effect: float = 0.05,
+    alpha: float = 0.05,
+    exprs: Sequence[RegressionExpr] = (),
+) -> GateResult:
+    """Compare every record of ``report`` with ``baseline``."""
+    result = GateResult(against=baseline.description)
+    for record in report["results"]:
+        result.rows.extend(compare_record(record, baseline, min_effect=min_effect, alpha=alpha, exprs=exprs))
+    notes = [row.note for row in result.rows if row.note]
+    if isinstance(baseline, ReportBaseline):
+        notes.extend(baseline.missing_from(report))
+    result.notes = list(dict.fromkeys(notes))
+    return result
