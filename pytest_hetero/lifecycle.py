@@ -14,10 +14,11 @@ from pytest_hetero.history import HistoryStore
 from pytest_hetero.launchers import get_launcher
 from pytest_hetero.metrics import Metric
 from pytest_hetero.options import read_options, select_platforms
+from pytest_hetero.pybench import benchmark_json, commit_info
 from pytest_hetero.reporting.json_report import build_report, write_report
 from pytest_hetero.reporting.terminal import summary_lines
 from pytest_hetero.results import BenchmarkResult
-from pytest_hetero.session import BENCH_KEY, RESULT_KEY, SESSION_KEY, HeteroSession
+from pytest_hetero.session import BENCH_KEY, RESULT_KEY, SESSION_KEY, Benchmark, HeteroSession
 
 __all__ = ["EXIT_PERFORMANCE", "ReportCollector", "build_session", "outcome_of", "record_for_report"]
 
@@ -58,19 +59,24 @@ def outcome_of(report: pytest.TestReport) -> str:
 def record_for_report(item: pytest.Item, report: pytest.TestReport) -> dict[str, Any] | None:
     """The JSON record of a benchmark item, on the report that ends it."""
     bench = item.stash.get(BENCH_KEY, None)
-    ends = report.when == "call" or (report.when == "setup" and not report.passed)
-    if bench is None or not ends:
-        return None
-    session = item.config.stash.get(SESSION_KEY, None)
-    if session is None:
-        return None
     result = item.stash.get(RESULT_KEY, None)
-    if result is None:  # skipped before the benchmark ran
-        result = BenchmarkResult(item.nodeid, bench.test_key, bench.platform, bench.declaration.workload, "")
-        result.references_file = str(bench.references_path)
-        if report.skipped and isinstance(report.longrepr, tuple):
-            result.skip_reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+    ends = report.when == "call" or (report.when == "setup" and not report.passed)
+    session = item.config.stash.get(SESSION_KEY, None)
+    if (bench is None and result is None) or not ends or session is None:
+        return None
+    if result is None:
+        assert bench is not None
+        result = _not_run(bench, item, report)
     return session.make_record(item, result, outcome_of(report))
+
+
+def _not_run(bench: Benchmark, item: pytest.Item, report: pytest.TestReport) -> BenchmarkResult:
+    """The record of a benchmark skipped (or failed) before its workload ran."""
+    result = BenchmarkResult(item.nodeid, bench.test_key, bench.platform, bench.declaration.workload, "")
+    result.references_file = str(bench.references_path)
+    if report.skipped and isinstance(report.longrepr, tuple):
+        result.skip_reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+    return result
 
 
 #: Exit status when every failure is a performance verdict (reference band, regression).
@@ -140,17 +146,20 @@ def finish_session(hetero: HeteroSession, exit_status: int) -> None:
     )
     if hetero.options.json_path is not None:
         _write_json(hetero, hetero.options.json_path, report)
+    if hetero.options.benchmark_json_path is not None:
+        exported = benchmark_json(hetero.records, hetero.provenance["machine_info"], commit_info())
+        _write_json(hetero, hetero.options.benchmark_json_path, exported, "pytest-benchmark JSON")
     if hetero.history is not None:
         _store_history(hetero, hetero.history, report)
 
 
-def _write_json(hetero: HeteroSession, path: Path, report: dict[str, Any]) -> None:
+def _write_json(hetero: HeteroSession, path: Path, report: dict[str, Any], what: str = "JSON report") -> None:
     try:
         write_report(path, report)
     except OSError as exc:
         hetero.notes.append(f"pytest-hetero: could not write {path}: {exc}")
     else:
-        hetero.notes.append(f"pytest-hetero: JSON report written to {path}")
+        hetero.notes.append(f"pytest-hetero: {what} written to {path}")
 
 
 def _store_history(hetero: HeteroSession, store: HistoryStore, report: dict[str, Any]) -> None:

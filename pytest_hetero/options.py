@@ -100,6 +100,13 @@ def add_options(parser: pytest.Parser) -> None:
         help="write the versioned JSON report to PATH (default: none)",
     )
     group.addoption(
+        "--hetero-benchmark-json",
+        default=None,
+        dest="hetero_benchmark_json",
+        metavar="PATH",
+        help="also write the results in pytest-benchmark's JSON format, one entry per test and metric (default: none)",
+    )
+    group.addoption(
         "--hetero-output-dir",
         default=None,
         dest="hetero_output_dir",
@@ -183,6 +190,7 @@ class HeteroOptions:
     selectors: tuple[str, ...]
     platforms_file: Path | None
     json_path: Path | None
+    benchmark_json_path: Path | None
     output_dir: Path
     require_references: bool
     update_references: bool
@@ -209,6 +217,7 @@ def read_options(config: pytest.Config) -> HeteroOptions:
         selectors=tuple(_split_selectors(getopt("hetero_platform"))),
         platforms_file=platforms_file,
         json_path=Path(json_path) if json_path else None,
+        benchmark_json_path=_optional_path(getopt("hetero_benchmark_json")),
         output_dir=Path(output_dir),
         require_references=bool(getopt("hetero_require_references")),
         update_references=bool(getopt("hetero_update_references")),
@@ -233,6 +242,10 @@ def _history_target(config: pytest.Config) -> str | None:
     if "://" in text:
         return text
     return str(Path(text).absolute() if option else config.rootpath / text)
+
+
+def _optional_path(value: str | None) -> Path | None:
+    return Path(value) if value else None
 
 
 def select_platforms(catalogue: Catalogue, selectors: Iterable[str]) -> list[Platform]:

@@ -19,7 +19,9 @@ from pytest_hetero.fixtures import _hetero_platform, hetero_platform, hetero_res
 from pytest_hetero.lifecycle import ReportCollector, build_session, record_for_report
 from pytest_hetero.markers import MARKER, MARKER_HELP
 from pytest_hetero.options import add_options
+from pytest_hetero.pybench import fixture_stats
 from pytest_hetero.references import VerdictKind
+from pytest_hetero.reporting.junit import junit_properties
 from pytest_hetero.results import BenchmarkResult
 from pytest_hetero.session import BENCH_KEY, RESULT_KEY, SESSION_KEY, HeteroSession
 
@@ -105,6 +107,13 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     if result is not None and result.error is not None:
         pytest.fail(result.error, pytrace=False)
     outcome = yield
+    metadata = fixture_stats(item) if result is None else None
+    if metadata is not None:  # a pytest-benchmark test: its statistics are checked like any metric
+        result = item.config.stash[SESSION_KEY].benchmark_fixture_result(item, metadata)
+        item.stash[RESULT_KEY] = result
+        item.user_properties.extend(junit_properties(result))
+        if result.error is not None:
+            pytest.fail(result.error, pytrace=False)
     if result is not None:
         _fail_on_performance(result)
     return outcome

@@ -5,20 +5,24 @@ from __future__ import annotations
 import os
 import platform as pyplatform
 import socket
-import subprocess
 from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest_hetero
+from pytest_hetero.pybench import commit_info
 
 __all__ = ["host_provenance"]
 
 
 @cache
-def host_provenance(rootdir: Path) -> dict[str, Any]:
-    """Provenance of the pytest host (workloads add their own device facts)."""
+def host_provenance() -> dict[str, Any]:
+    """Provenance of the pytest host (workloads add their own device facts).
+
+    Commit information comes from pytest-benchmark (``get_commit_info``); the
+    session adds pytest-benchmark's machine information.
+    """
     return {
         "host": socket.gethostname(),
         "os": f"{pyplatform.system()} {pyplatform.release()}",
@@ -28,7 +32,7 @@ def host_provenance(rootdir: Path) -> dict[str, Any]:
         "python": pyplatform.python_version(),
         "packages": {name: _version(name) for name in ("pytest", "torch", "mlperf-logging")},
         "pytest_hetero": pytest_hetero.__version__,
-        "git": _git(rootdir),
+        "git": _git(commit_info()),
     }
 
 
@@ -49,12 +53,7 @@ def _cpu_model() -> str:
     return pyplatform.processor() or "unknown"
 
 
-def _git(rootdir: Path) -> dict[str, Any] | None:
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=rootdir, capture_output=True, text=True, timeout=5, check=True)
-        return done.stdout.strip()
-
-    try:
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "-uno"))}
-    except (OSError, subprocess.SubprocessError):
+def _git(info: dict[str, Any]) -> dict[str, Any] | None:
+    if not info.get("id") or info.get("error"):
         return None
+    return {"commit": info["id"], "dirty": bool(info.get("dirty")), "branch": info.get("branch")}

@@ -23,6 +23,7 @@ from pytest_hetero.metrics import MetricsRecord, combine_repeats, parse_metrics_
 from pytest_hetero.options import HeteroOptions
 from pytest_hetero.progress import Progress
 from pytest_hetero.provenance import host_provenance
+from pytest_hetero.pybench import fixture_metrics, fixture_workload, machine_info
 from pytest_hetero.redact import scrub, secret_values
 from pytest_hetero.references import ReferenceBook, judge, load_references
 from pytest_hetero.results import BenchmarkResult
@@ -73,6 +74,7 @@ class HeteroSession:
         self._running: dict[str, BenchmarkResult] = {}
         self.scheduler = Scheduler(self.backend_for)
         self.progress = Progress(config)
+        self._provenance: dict[str, Any] | None = None
         self.history: HistoryStore | None = open_store(options.history) if options.history else None
         self.baseline = self._baseline()
 
@@ -94,7 +96,9 @@ class HeteroSession:
 
     @property
     def provenance(self) -> dict[str, Any]:
-        return host_provenance(self.config.rootpath)
+        if self._provenance is None:
+            self._provenance = {**host_provenance(), "machine_info": machine_info(self.config)}
+        return self._provenance
 
     # -- jobs -------------------------------------------------------------
     def jobspec(self, item: pytest.Item, bench: Benchmark, repeat: int = 0) -> JobSpec:
@@ -202,6 +206,25 @@ class HeteroSession:
         result.log_paths.update(output.artifacts)
         raise_for_state(output)
         return parse_metrics_record(output.stdout(), output.stdout_path)
+
+    def benchmark_fixture_result(self, item: pytest.Item, metadata: Any) -> BenchmarkResult:
+        """A pytest-benchmark ``benchmark`` test as a record: its statistics, checked like any metric."""
+        workload = fixture_workload(item, metadata)
+        bench = Benchmark(
+            declaration=Declaration(workload=workload),
+            platform=self.catalogue.get("local"),
+            test_key=f"{item.path.name}::{workload.name}",
+            alt_keys=(workload.name,),
+            references_path=item.path.parent / "references.yaml",
+        )
+        result = BenchmarkResult(item.nodeid, bench.test_key, bench.platform, workload, "")
+        result.references_file = str(bench.references_path)
+        result.metrics = fixture_metrics(metadata)
+        try:
+            self._check(bench, result)
+        except StageError as exc:
+            result.error, result.failed_stage = str(exc), exc.stage.value
+        return result
 
     def _check(self, bench: Benchmark, result: BenchmarkResult) -> None:
         started = time.monotonic()
