@@ -16,7 +16,7 @@ up() {
     fi
     local bin; bin=$(pgbin)
     if su postgres -c "$bin/pg_ctl -D $DATA/data status" >/dev/null 2>&1; then
-        echo "postgresql already running on 127.0.0.1:$PORT"; return
+        echo "postgresql://postgres@127.0.0.1:$PORT/postgres"; return  # already running
     fi
     rm -rf "$DATA"; mkdir -p "$DATA"; chown postgres "$DATA"
     su postgres -c "$bin/initdb -D $DATA/data -A trust -U postgres" >/dev/null
