@@ -30,7 +30,10 @@ def test_accelerated(hetero_result):
 
 
 @pytest.fixture
-def mixed(bench_dir: pytest.Pytester) -> pytest.Pytester:
+def mixed(bench_dir: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    # When this suite itself runs under xdist, pytest-benchmark would see the inherited
+    # worker variable in the inner run and switch itself off.
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     bench_dir.makepyfile(test_mixed=MIXED)
     bench_dir.makeconftest(
         "def pytest_benchmark_update_machine_info(config, machine_info):\n    machine_info['rack'] = 'B7'\n"
