@@ -13,7 +13,8 @@
         ├── JobFailedError           wait: the job ended FAILED / CANCELLED / node failure
         ├── JobTimeoutError          wait: the job ran past its time limit
         ├── CollectError             collect: output missing or malformed
-        └── CheckError               check: references unreadable or invalid
+        ├── CheckError               check: references unreadable or invalid
+        └── TeardownError            teardown: a job could not be cancelled or deleted
 
 Third-party errors are translated where they cross into the plugin, with
 ``raise ... from exc``. Messages say what happened, where, and what to do.
@@ -36,6 +37,7 @@ __all__ = [
     "StageError",
     "StoreUnavailableError",
     "SubmitError",
+    "TeardownError",
     "UnknownPlatformError",
 ]
 
@@ -113,3 +115,9 @@ class CollectError(StageError):
 
 class CheckError(StageError):
     stage = Stage.CHECK
+
+
+class TeardownError(StageError):
+    """A job could not be cancelled or its objects deleted."""
+
+    stage = Stage.TEARDOWN

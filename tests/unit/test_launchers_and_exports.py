@@ -85,6 +85,7 @@ EXPORTS = {
         "StageError",
         "StoreUnavailableError",
         "SubmitError",
+        "TeardownError",
         "UnknownPlatformError",
     ],
     "pytest_hetero.backends": [

@@ -1,0 +1,348 @@
+"""The Slurm backend: each benchmark job is one batch job, rendered by submitit.
+
+::
+
+    submit   render the batch script (:mod:`.slurm_script`), keep it in the job's
+             work directory, ``sbatch --parsable`` it; a rejection keeps sbatch's message
+    status   one ``sacct`` for all of this platform's unfinished jobs per poll round
+    cancel   ``scancel``
+    collect  state, exit code and elapsed time from sacct; the logs in the work directory
+
+The workload runs as a plain command in the batch script, not through
+submitit's pickled job runner: its stdout is the job's log, its exit status is
+the job's, and the compute nodes need neither submitit nor this Python.
+
+Nothing waits forever. Every Slurm command runs under ``command_timeout_s``
+(default 30 s; a stopped controller makes sbatch fail after about 10 s);
+``sacct`` failing for longer than ``unreachable_grace_s`` fails the job; and a
+job's deadline is its queue allowance (``queue_timeout_min``, default a day)
+until it starts, then its time limit plus :data:`DEADLINE_MARGIN_S`.
+Accounting (slurmdbd) is required: job states come from ``sacct``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pytest_hetero.backends.base import Backend, JobHandle, JobOutput, JobSpec, JobState
+from pytest_hetero.backends.slurm_script import (
+    OPTIONS_SCHEMA,
+    check_platform,
+    exported_env,
+    render_batch_script,
+    time_limit_min,
+)
+from pytest_hetero.config.models import Platform
+from pytest_hetero.errors import JobFailedError, SubmitError, TeardownError
+
+__all__ = ["DEADLINE_MARGIN_S", "SacctRow", "SlurmBackend", "SlurmJobHandle", "parse_sacct"]
+
+#: Slurm enforces a time limit up to a minute late, then waits KillWait: keep polling that long.
+DEADLINE_MARGIN_S = 120.0
+_MIN_QUERY_INTERVAL_S = 0.2
+_UNREACHABLE = "Unable to contact slurm controller"
+_SACCT_FIELDS = "JobID,State,ExitCode,ElapsedRaw"
+_STATES = {
+    **dict.fromkeys(("PENDING", "REQUEUED", "RESIZING", "SUSPENDED", "REQUEUE_HOLD", "REQUEUE_FED"), JobState.PENDING),
+    **dict.fromkeys(("RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING"), JobState.RUNNING),
+    "COMPLETED": JobState.COMPLETED,
+    **dict.fromkeys(("FAILED", "OUT_OF_MEMORY", "BOOT_FAIL", "PREEMPTED"), JobState.FAILED),
+    **dict.fromkeys(("TIMEOUT", "DEADLINE"), JobState.TIMEOUT),
+    **dict.fromkeys(("CANCELLED", "REVOKED"), JobState.CANCELLED),
+    "NODE_FAIL": JobState.NODE_FAIL,
+}
+
+
+class _CommandError(Exception):
+    """A Slurm command failed to run or answered with an error; the text says which."""
+
+
+class _CommandTimeout(_CommandError):
+    """A Slurm command gave no answer in time."""
+
+
+class _CommandMissing(_CommandError):
+    """A Slurm command is not installed here."""
+
+
+@dataclass
+class SlurmJobHandle(JobHandle):
+    """A Slurm job; its deadline counts from when it started running, not from submission."""
+
+    script_path: Path = Path()
+    queue_timeout_s: float = 86400.0
+    started_at: float | None = None
+    state: JobState = JobState.PENDING
+    exit_code: int | None = None
+    elapsed_s: float = 0.0
+
+    @property
+    def deadline(self) -> float:
+        if self.started_at is None:
+            return self.submitted_at + self.queue_timeout_s
+        return self.started_at + time_limit_min(self.spec.timeout_s) * 60.0 + DEADLINE_MARGIN_S
+
+
+@dataclass(frozen=True)
+class SacctRow:
+    """One job's line of ``sacct``."""
+
+    state: JobState
+    exit_code: int | None
+    elapsed_s: float
+
+
+class SlurmBackend(Backend):
+    """Runs each job with sbatch; see the module docstring for the life of a job."""
+
+    name = "slurm"
+    options_schema: ClassVar[dict[str, Any]] = OPTIONS_SCHEMA
+    # Slurm allocates in about a second; sacct costs tens of milliseconds.
+    poll_initial_s: ClassVar[float] = 0.25
+    poll_factor: ClassVar[float] = 1.3
+    poll_max_s: ClassVar[float] = 5.0
+
+    def __init__(self, platform: Platform) -> None:
+        check_platform(platform)
+        super().__init__(platform)
+        self._unfinished: dict[str, SlurmJobHandle] = {}
+        self._queried_at = float("-inf")
+        self._failing_since: float | None = None
+        self._last_failure = ""
+
+    def _option(self, key: str, default: float) -> float:
+        return float(self.platform.backend.options.get(key, default))
+
+    @property
+    def command_timeout_s(self) -> float:
+        return self._option("command_timeout_s", 30.0)
+
+    # -- submit -------------------------------------------------------------
+    def render(self, spec: JobSpec) -> str:
+        return render_batch_script(spec)
+
+    def submit(self, spec: JobSpec) -> SlurmJobHandle:
+        script = self._write_script(spec)
+        job_id = self._sbatch(script, exported_env(spec)[1])
+        handle = SlurmJobHandle(
+            job_id=job_id,
+            spec=spec,
+            script_path=script,
+            queue_timeout_s=self._option("queue_timeout_min", 1440.0) * 60.0,
+        )
+        self._unfinished[job_id] = handle
+        return handle
+
+    def _write_script(self, spec: JobSpec) -> Path:
+        text = render_batch_script(spec)
+        spec.workdir.mkdir(parents=True, exist_ok=True)
+        path = spec.workdir / "batch.sh"
+        path.write_text(text)
+        return path
+
+    def _sbatch(self, script: Path, secret_env: dict[str, str]) -> str:
+        argv = ["sbatch", "--parsable", str(script)]
+        proc: subprocess.Popen[str] | None = None
+        try:
+            proc = _start(argv, {**_submission_environ(), **secret_env})
+            out = _finish(proc, "sbatch", self.command_timeout_s)
+        except _CommandError as exc:
+            raise SubmitError(_submit_problem(exc, script)) from None
+        except KeyboardInterrupt:
+            self._cancel_late_submission(proc)
+            raise
+        return _job_id_from(out, script)
+
+    def _cancel_late_submission(self, proc: subprocess.Popen[str] | None) -> None:
+        """Interrupted while sbatch ran: let it finish, then cancel what it submitted."""
+        if proc is None:
+            return
+        try:
+            job_id = _job_id_from(_finish(proc, "sbatch", self.command_timeout_s), Path())
+            _run(["scancel", job_id], self.command_timeout_s)
+        except (_CommandError, SubmitError):
+            pass  # nothing was submitted, or nothing more can be done
+
+    # -- status -------------------------------------------------------------
+    def status(self, handle: JobHandle) -> JobState:
+        job = _own(handle)
+        if not job.state.finished and time.monotonic() - self._queried_at >= _MIN_QUERY_INTERVAL_S:
+            self._refresh()
+        if not job.state.finished:
+            self._raise_if_unreachable(job)
+        return job.state
+
+    def _refresh(self) -> None:
+        self._queried_at = time.monotonic()
+        if not self._unfinished:
+            return
+        argv = ["sacct", "-X", "-n", "-P", "-o", _SACCT_FIELDS, "-j", ",".join(self._unfinished)]
+        try:
+            rows = parse_sacct(_run(argv, self.command_timeout_s))
+        except _CommandError as exc:
+            self._failing_since = self._failing_since or time.monotonic()
+            self._last_failure = str(exc)
+            return
+        self._failing_since = None
+        for job_id, row in rows.items():
+            if job_id in self._unfinished:
+                self._update(self._unfinished[job_id], row)
+
+    def _update(self, job: SlurmJobHandle, row: SacctRow) -> None:
+        if row.state is not JobState.PENDING and job.started_at is None:
+            job.started_at = time.monotonic()
+        job.state, job.exit_code, job.elapsed_s = row.state, row.exit_code, row.elapsed_s
+        if row.state.finished:
+            self._unfinished.pop(job.job_id, None)
+
+    def _raise_if_unreachable(self, job: SlurmJobHandle) -> None:
+        accounting_off = "accounting storage is disabled" in self._last_failure
+        grace_s = self._option("unreachable_grace_s", 120.0)
+        if self._failing_since is None or (time.monotonic() - self._failing_since < grace_s and not accounting_off):
+            return
+        self._try_cancel(job)
+        hint = "the slurm backend needs Slurm accounting (slurmdbd)" if accounting_off else "check that slurmdbd is up"
+        raise JobFailedError(
+            f"cannot read the job's state from Slurm ({self._last_failure}); {hint}. "
+            f"If the job still runs, cancel it with: scancel {job.job_id}",
+            job_id=job.job_id,
+        )
+
+    # -- cancel -------------------------------------------------------------
+    def cancel(self, handle: JobHandle) -> None:
+        job = _own(handle)
+        if job.state.finished:
+            return
+        try:
+            _run(["scancel", job.job_id], self.command_timeout_s)
+        except _CommandError as exc:
+            if "already completing or completed" not in str(exc):
+                raise TeardownError(
+                    f"could not cancel the Slurm job: {exc}; cancel it by hand: scancel {job.job_id}",
+                    job_id=job.job_id,
+                ) from None
+        job.state = JobState.CANCELLED
+        self._unfinished.pop(job.job_id, None)
+
+    def _try_cancel(self, job: SlurmJobHandle) -> None:
+        with contextlib.suppress(TeardownError):
+            self.cancel(job)
+
+    def close(self) -> None:
+        """Cancel whatever is still queued or running (the session normally has already)."""
+        for job in list(self._unfinished.values()):
+            self._try_cancel(job)
+
+    # -- collect ------------------------------------------------------------
+    def collect(self, handle: JobHandle) -> JobOutput:
+        job = _own(handle)
+        if not job.state.finished:
+            self._refresh()
+        return JobOutput(
+            job_id=job.job_id,
+            state=job.state,
+            exit_code=job.exit_code,
+            stdout_path=job.spec.stdout_path,
+            stderr_path=job.spec.stderr_path,
+            elapsed_s=job.elapsed_s,
+            artifacts={"batch_script": str(job.script_path)},
+        )
+
+
+def _own(handle: JobHandle) -> SlurmJobHandle:
+    if not isinstance(handle, SlurmJobHandle):
+        raise TypeError(f"not a Slurm job handle: {handle!r}")
+    return handle
+
+
+# -- Slurm commands -----------------------------------------------------------
+
+
+def _start(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    # A session of its own: a Ctrl-C at the terminal reaches pytest only, so an sbatch
+    # in flight finishes (and its job is then cancelled) and a scancel is not cut short.
+    try:
+        return subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+        )
+    except OSError as exc:
+        raise _CommandMissing(f"cannot run {argv[0]}: {exc.strerror or exc}; is this a Slurm login node?") from exc
+
+
+def _finish(proc: subprocess.Popen[str], name: str, timeout_s: float) -> str:
+    """stdout of a finished command; :class:`_CommandError` with its stderr if it failed."""
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        raise _CommandTimeout(f"{name} did not answer within {timeout_s:g} s") from None
+    if proc.returncode != 0:
+        raise _CommandError(err.strip() or out.strip() or f"{name} exited with status {proc.returncode}")
+    return out
+
+
+def _run(argv: list[str], timeout_s: float) -> str:
+    proc = _start(argv)
+    try:
+        return _finish(proc, argv[0], timeout_s)
+    except BaseException:
+        _kill(proc)
+        raise
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    """Kill the command and anything it started (it leads its own process group)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+
+
+def _submission_environ() -> dict[str, str]:
+    """This environment minus an enclosing job's SLURM_* variables, which would confuse sbatch."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("SLURM_") or k == "SLURM_CONF"}
+
+
+def _submit_problem(exc: _CommandError, script: Path) -> str:
+    if isinstance(exc, _CommandMissing):
+        return f"{exc} (batch script: {script})"
+    if isinstance(exc, _CommandTimeout) or _UNREACHABLE in str(exc):
+        return (
+            f"the Slurm controller is unreachable: {exc} (is slurmctld running? try `scontrol ping`; "
+            f"batch script: {script})"
+        )
+    return f"sbatch rejected the job: {exc} (batch script: {script})"
+
+
+def _job_id_from(out: str, script: Path) -> str:
+    job_id = out.strip().split(";")[0]
+    if not job_id.isdigit():
+        raise SubmitError(f"sbatch answered {out.strip()!r}, which holds no job id (batch script: {script})")
+    return job_id
+
+
+def parse_sacct(text: str) -> dict[str, SacctRow]:
+    """``sacct -X -n -P -o JobID,State,ExitCode,ElapsedRaw`` output, by job id."""
+    rows = {}
+    for line in text.splitlines():
+        fields = line.split("|")
+        if len(fields) == 4 and fields[0].isdigit():
+            rows[fields[0]] = _row(*fields[1:])
+    return rows
+
+
+def _row(state: str, exit_code: str, elapsed: str) -> SacctRow:
+    # State "CANCELLED by 0"; exit code "status:signal", a signal shown as its negative.
+    code, _, sig = exit_code.partition(":")
+    number = -int(sig) if sig.isdigit() and int(sig) and code in ("", "0") else _int(code)
+    return SacctRow(_STATES.get(state.split(" ")[0], JobState.UNKNOWN), number, float(_int(elapsed) or 0))
+
+
+def _int(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
