@@ -25,6 +25,15 @@ TRIVIAL_WORKLOAD = textwrap.dedent(
 )
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--hetero-live-kubernetes",
+        action="store_true",
+        default=False,
+        help="run tests/backends/test_k8s_live.py against the cluster KUBECONFIG names (default: skip)",
+    )
+
+
 @pytest.fixture
 def bench_dir(pytester: pytest.Pytester) -> pytest.Pytester:
     """A pytester dir with the trivial workload as ``work.py``."""
