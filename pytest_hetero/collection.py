@@ -6,7 +6,7 @@ import pytest
 
 from pytest_hetero.errors import ConfigError
 from pytest_hetero.markers import MARKER, Declaration, incompatibility, read_marker
-from pytest_hetero.session import BENCH_KEY, Benchmark, HeteroSession
+from pytest_hetero.session import BENCH_KEY, Benchmark, HeteroSession, case_key
 
 __all__ = ["PARAM", "attach_benchmarks", "parametrize"]
 
@@ -16,7 +16,7 @@ PARAM = "_hetero_platform"
 
 def _declaration(node: pytest.Item | pytest.Function, marker: pytest.Mark) -> Declaration:
     try:
-        return read_marker(marker, node.nodeid)
+        return read_marker(marker, node.nodeid.split("[", 1)[0])  # the test, not one of its cases
     except ConfigError as exc:
         problem = str(exc)
     pytest.fail(problem, pytrace=False)  # outside the except: no chained traceback
@@ -44,11 +44,10 @@ def attach_benchmarks(items: list[pytest.Item], session: HeteroSession) -> None:
             continue
         marker = item.get_closest_marker(MARKER)
         assert marker is not None and isinstance(item, pytest.Function)
-        name = item.originalname
+        platform = session.catalogue.get(callspec.params[PARAM])
         item.stash[BENCH_KEY] = Benchmark(
             declaration=_declaration(item, marker),
-            platform=session.catalogue.get(callspec.params[PARAM]),
-            test_key=f"{item.path.name}::{name}",
-            alt_keys=(name,),
+            platform=platform,
+            test_key=case_key(item, platform.name),
             references_path=item.path.parent / "references.yaml",
         )

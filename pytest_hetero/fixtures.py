@@ -77,9 +77,8 @@ def hetero_run(request: pytest.FixtureRequest) -> Callable[..., BenchmarkResult]
             declaration=Declaration(workload=spec),
             platform=platform,
             test_key=f"{request.node.path.name}::{request.node.name}#{next(counter)}",
-            alt_keys=(),
             references_path=request.node.path.parent / "references.yaml",
         )
-        return session.run(request.node, sub)
+        return session.run(request.node, sub, track=False)
 
     return run

@@ -181,7 +181,7 @@ def compare_record(
     rows = []
     for name, metric in sorted(record["metrics"].items()):
         current = metric_samples(metric)
-        if not current:
+        if not current or metric.get("gated") is False:
             continue
         base, note = baseline.lookup(record, name)
         higher = bool(metric["higher_is_better"])

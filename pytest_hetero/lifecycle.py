@@ -26,6 +26,10 @@ __all__ = ["EXIT_PERFORMANCE", "ReportCollector", "build_session", "outcome_of",
 def build_session(config: pytest.Config) -> HeteroSession:
     """Load the catalogue, select platforms, check their backends and launchers."""
     options = read_options(config)
+    try:
+        options.output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--hetero-output-dir {options.output_dir}: cannot create it: {exc.strerror or exc}") from exc
     catalogue = _catalogue(options.platforms_file)
     platforms = select_platforms(catalogue, options.selectors)
     hetero = HeteroSession(config, options, catalogue, platforms)
@@ -115,9 +119,15 @@ class ReportCollector:
         if exitstatus == pytest.ExitCode.TESTS_FAILED and not self.failures["other"] and self.failures["performance"]:
             session.exitstatus = EXIT_PERFORMANCE
         finish_session(self.hetero, int(session.exitstatus))
+        if self.hetero.problems and session.exitstatus in (pytest.ExitCode.OK, EXIT_PERFORMANCE):
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR  # a requested report or the history is missing
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.hetero.is_worker or self.hetero.config.get_verbosity() < 0:
+        if self.hetero.is_worker:
+            return
+        for problem in self.hetero.problems:  # shown even under -q
+            terminalreporter.write_line(f"pytest-hetero: {problem}", red=True)
+        if self.hetero.config.get_verbosity() < 0:
             return
         if self.hetero.records:
             terminalreporter.write_sep("=", "pytest-hetero summary")
@@ -157,7 +167,7 @@ def _write_json(hetero: HeteroSession, path: Path, report: dict[str, Any], what:
     try:
         write_report(path, report)
     except OSError as exc:
-        hetero.notes.append(f"pytest-hetero: could not write {path}: {exc}")
+        hetero.problems.append(f"could not write the {what} {path}: {exc.strerror or exc}")
     else:
         hetero.notes.append(f"pytest-hetero: {what} written to {path}")
 
@@ -168,7 +178,7 @@ def _store_history(hetero: HeteroSession, store: HistoryStore, report: dict[str,
         if hetero.options.save_baseline:
             store.save_baseline(hetero.options.save_baseline, hetero.run_id)
     except HeteroError as exc:
-        hetero.notes.append(f"pytest-hetero: run {hetero.run_id} NOT stored in the history: {exc}")
+        hetero.problems.append(f"run {hetero.run_id} NOT stored in the history: {exc}")
         return
     saved = f", saved as baseline {hetero.options.save_baseline!r}" if hetero.options.save_baseline else ""
     hetero.notes.append(f"pytest-hetero: run {hetero.run_id} added to the history {store.description}{saved}")

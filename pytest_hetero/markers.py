@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
-from pytest_hetero.config.models import Platform
+from pytest_hetero.config.models import AcceleratorKind, Platform
 from pytest_hetero.errors import ConfigError
 from pytest_hetero.spec import Workload
 
@@ -55,13 +55,23 @@ def read_marker(marker: pytest.Mark, where: str) -> Declaration:
     try:
         return Declaration(
             workload=_workload(kwargs, where),
-            accelerators=tuple(kwargs.get("accelerators", ())),
+            accelerators=_kinds(kwargs.get("accelerators", ()), where),
             min_accelerators=int(kwargs.get("min_accelerators", 0)),
             min_memory_gb=_optional_float(kwargs.get("min_memory_gb")),
             timeout_min=_optional_float(kwargs.get("timeout_min")),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: bad @pytest.mark.hetero argument: {exc}") from exc
+
+
+def _kinds(value: Any, where: str) -> tuple[str, ...]:
+    valid = get_args(AcceleratorKind)
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{where}: @pytest.mark.hetero accelerators= must be a list of kinds, e.g. ['cpu']")
+    unknown = [kind for kind in value if kind not in valid]
+    if unknown:
+        raise ConfigError(f"{where}: unknown accelerator kind(s) {unknown}; valid: {list(valid)}")
+    return tuple(value)
 
 
 def _optional_float(value: Any) -> float | None:

@@ -30,6 +30,8 @@ class Metric:
     higher_is_better: bool = True
     samples: tuple[float, ...] = ()
     stats: Mapping[str, float | None] | None = None
+    #: False for informational figures the regression gate must not judge (e.g. a single max or stddev).
+    gated: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -37,6 +39,8 @@ class Metric:
             del data["samples"], data["stats"]
         else:
             data["samples"], data["stats"] = list(self.samples), dict(self.stats or {})
+        if self.gated:
+            del data["gated"]
         return data
 
     def format_value(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-__all__ = ["REDACTED", "is_secret_name", "redact_env", "scrub", "secret_values"]
+__all__ = ["REDACTED", "is_secret_name", "redact_env", "redact_urls", "scrub", "secret_values"]
 
 REDACTED = "***"
 _SECRET = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|KEY|CREDENTIAL", re.IGNORECASE)
@@ -25,7 +25,15 @@ def secret_values(env: Mapping[str, str]) -> list[str]:
     return [v for k, v in env.items() if is_secret_name(k) and len(v) >= 4]
 
 
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+
+
+def redact_urls(text: str) -> str:
+    """``postgresql://user:pw@host`` → ``postgresql://user:***@host``."""
+    return _URL_PASSWORD.sub(rf"\g<1>{REDACTED}@", text)
+
+
 def scrub(text: str, secrets: Iterable[str]) -> str:
     for value in secrets:
         text = text.replace(value, REDACTED)
-    return text
+    return redact_urls(text)

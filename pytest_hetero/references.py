@@ -29,7 +29,16 @@ from pytest_hetero.errors import ConfigError
 from pytest_hetero.metrics import Metric
 from pytest_hetero.schemas import load_schema, schema_errors
 
-__all__ = ["Reference", "ReferenceBook", "Verdict", "VerdictKind", "check", "judge", "load_references"]
+__all__ = [
+    "Reference",
+    "ReferenceBook",
+    "Verdict",
+    "VerdictKind",
+    "candidate_keys",
+    "check",
+    "judge",
+    "load_references",
+]
 
 
 @dataclass(frozen=True)
@@ -137,22 +146,29 @@ class ReferenceBook:
     path: Path
     entries: dict[str, dict[str, dict[str, Reference]]]
 
-    def lookup(self, test_keys: list[str], platform: str) -> dict[str, Reference]:
-        """The references for the first matching test key; exact platform beats a glob."""
-        for key in test_keys:
+    def locate(self, test_key: str, platform: str) -> tuple[str, str] | None:
+        """The (test key, platform pattern) entry that applies: most specific key first,
+        then an exact platform name before a glob."""
+        for key in candidate_keys(test_key):
             by_platform = self.entries.get(key)
             if by_platform is None:
                 continue
             if platform in by_platform:
-                return by_platform[platform]
-            for pattern, refs in by_platform.items():
+                return key, platform
+            for pattern in by_platform:
                 if fnmatch.fnmatchcase(platform, pattern):
-                    return refs
-        return {}
+                    return key, pattern
+        return None
+
+    def lookup(self, test_key: str, platform: str) -> dict[str, Reference]:
+        found = self.locate(test_key, platform)
+        return {} if found is None else self.entries[found[0]][found[1]]
 
     def update(self, test_key: str, platform: str, metrics: Mapping[str, Metric]) -> None:
-        """Set measured values, keeping existing tolerances (new ones: 20 % on the bad side)."""
-        current = self.entries.setdefault(test_key, {}).setdefault(platform, {})
+        """Set measured values in the entry that applies (its tolerances and xfail kept);
+        a new entry gets 20 % on the bad side."""
+        key, pattern = self.locate(test_key, platform) or (test_key, platform)
+        current = self.entries.setdefault(key, {}).setdefault(pattern, {})
         for name, metric in metrics.items():
             if metric.value is None:
                 continue
@@ -171,6 +187,18 @@ class ReferenceBook:
             for key, by_plat in sorted(self.entries.items())
         }
         return {"version": 1, "references": refs}
+
+
+def candidate_keys(test_key: str) -> list[str]:
+    """Reference keys for a test, most specific first.
+
+    ``test_x.py::test_y[bs64]`` → that, ``test_x.py::test_y``, ``test_y[bs64]``, ``test_y``.
+    """
+    base, _, params = test_key.partition("[")
+    name = base.rsplit("::", 1)[-1]
+    suffix = f"[{params}" if params else ""
+    keys = [test_key, base, f"{name}{suffix}", name]
+    return list(dict.fromkeys(keys))
 
 
 def _round(value: float) -> float:

@@ -9,6 +9,7 @@ back-off, harvesting finished ones and refilling free slots.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -114,6 +115,20 @@ class Scheduler:
                 on_tick(job, time.monotonic() - waiting_since)
             time.sleep(interval_s)
             interval_s = min(interval_s * backend.poll_factor, backend.poll_max_s)
+
+    def discard(self, jobs: list[Job]) -> list[Job]:
+        """Drop jobs that are no longer wanted: unqueue them, cancel those running (returned)."""
+        cancelled = []
+        for job in jobs:
+            if job in self._queue:
+                self._queue.remove(job)
+            elif job in self._active and job.handle is not None:
+                self._active.remove(job)
+                with contextlib.suppress(HeteroError):
+                    self._backend_for(job.spec).cancel(job.handle)
+                job.state = JobState.CANCELLED
+                cancelled.append(job)
+        return cancelled
 
     def shutdown(self) -> list[Job]:
         """Cancel everything still queued or running; return the cancelled jobs."""

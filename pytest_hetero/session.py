@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import time
 import uuid
@@ -14,7 +16,7 @@ import pytest
 from pytest_hetero.backends.base import Backend, JobSpec, JobState, raise_for_state
 from pytest_hetero.compare import parse_regression_expr
 from pytest_hetero.config.models import Catalogue, Platform
-from pytest_hetero.errors import CheckError, ConfigError, HeteroError, Stage, StageError
+from pytest_hetero.errors import CheckError, CollectError, ConfigError, HeteroError, Stage, StageError
 from pytest_hetero.gate import HistoryBaseline, MetricComparison, compare_record
 from pytest_hetero.history import HistoryStore, Selection, open_store
 from pytest_hetero.launchers import get_launcher
@@ -39,7 +41,6 @@ class Benchmark:
     declaration: Declaration
     platform: Platform
     test_key: str
-    alt_keys: tuple[str, ...]
     references_path: Path
 
 
@@ -68,6 +69,8 @@ class HeteroSession:
         self.interrupted = False
         self.cancelled_jobs: list[str] = []
         self.notes: list[str] = []
+        #: Requested outputs that could not be produced: printed even under -q, exit status 3.
+        self.problems: list[str] = []
         self._backends: dict[str, Backend] = {}
         self._books: dict[Path, ReferenceBook] = {}
         self._jobs: dict[str, list[Job]] = {}
@@ -127,7 +130,9 @@ class HeteroSession:
         return modified if isinstance(modified, JobSpec) else spec
 
     def _workdir(self, item: pytest.Item, repeat: int) -> Path:
-        base = (self.run_dir / _slug(item.nodeid)).absolute()
+        # Readable, and unique even when long node ids share their first 100 characters.
+        digest = hashlib.sha256(item.nodeid.encode()).hexdigest()[:8]
+        base = (self.run_dir / f"{_slug(item.nodeid)[:100]}-{digest}").absolute()
         return base / f"repeat-{repeat + 1}" if self.options.repeat > 1 else base
 
     def _new_jobs(self, item: pytest.Item, bench: Benchmark) -> list[Job]:
@@ -150,8 +155,11 @@ class HeteroSession:
             planned.extend(jobs)
         self.scheduler.plan(planned)
 
-    def run(self, item: pytest.Item, bench: Benchmark) -> BenchmarkResult:
-        """Run (or wait for) the item's job and collect, parse and check it."""
+    def run(self, item: pytest.Item, bench: Benchmark, *, track: bool = True) -> BenchmarkResult:
+        """Run (or wait for) the item's job and collect, parse and check it.
+
+        ``track``: recorded as interrupted if the session ends first (off for ``hetero_run``).
+        """
         result = BenchmarkResult(
             nodeid=item.nodeid,
             test_key=bench.test_key,
@@ -160,7 +168,8 @@ class HeteroSession:
             workdir="",
             references_file=str(bench.references_path),
         )
-        self._running[item.nodeid] = result
+        if track:
+            self._running[item.nodeid] = result
         try:
             self._run_stages(item, bench, result)
         except StageError as exc:
@@ -179,10 +188,19 @@ class HeteroSession:
         result.workdir = str(spec.workdir.parent if len(jobs) > 1 else spec.workdir)
         result.argv, result.env = list(spec.argv), {**spec.platform.environment.env, **spec.env}
         timings["provision"] = time.monotonic() - started
-        records = [self._finish_job(job, result) for job in jobs]
+        records: list[MetricsRecord] = []
+        try:
+            for job in jobs:
+                records.append(self._finish_job(job, result))
+        except BaseException:
+            # The repeats still queued or running are of no use now.
+            self.cancelled_jobs += [job.handle.job_id for job in self.scheduler.discard(jobs) if job.handle]
+            raise
+        finally:  # what was measured is kept, even when a later repeat failed
+            if records:
+                result.metrics = combine_repeats([r.metrics for r in records])
+                result.workload_info = dict(records[-1].extra)
         timings["wait"] = time.monotonic() - started - timings["provision"] - timings["collect"]
-        result.metrics = combine_repeats([r.metrics for r in records])
-        result.workload_info = dict(records[-1].extra)
         self._check(bench, result)
 
     def _finish_job(self, job: Job, result: BenchmarkResult) -> MetricsRecord:
@@ -205,7 +223,10 @@ class HeteroSession:
         result.state, result.exit_code = output.state.value, output.exit_code
         result.log_paths.update(output.artifacts)
         raise_for_state(output)
-        return parse_metrics_record(output.stdout(), output.stdout_path)
+        try:
+            return parse_metrics_record(output.stdout(), output.stdout_path)
+        except CollectError as exc:  # the log says why the record is missing or malformed
+            raise CollectError(exc.message, job_id=output.job_id, log_tail=output.log_tail()) from exc
 
     def benchmark_fixture_result(self, item: pytest.Item, metadata: Any) -> BenchmarkResult:
         """A pytest-benchmark ``benchmark`` test as a record: its statistics, checked like any metric."""
@@ -213,8 +234,7 @@ class HeteroSession:
         bench = Benchmark(
             declaration=Declaration(workload=workload),
             platform=self.catalogue.get("local"),
-            test_key=f"{item.path.name}::{workload.name}",
-            alt_keys=(workload.name,),
+            test_key=case_key(item, None),
             references_path=item.path.parent / "references.yaml",
         )
         result = BenchmarkResult(item.nodeid, bench.test_key, bench.platform, workload, "")
@@ -233,7 +253,7 @@ class HeteroSession:
                 book = self.book(bench.references_path)
             except ConfigError as exc:
                 raise CheckError(str(exc)) from exc
-            refs = book.lookup([bench.test_key, *bench.alt_keys], bench.platform.name)
+            refs = book.lookup(bench.test_key, bench.platform.name)
             result.verdicts = judge(result.metrics, refs, bench.platform.name, self.options.require_references)
         if self.baseline is not None:
             result.comparisons = self._compare(result)
@@ -249,7 +269,8 @@ class HeteroSession:
             raise CheckError(f"comparison with {self.baseline.description} failed: {exc}") from exc
 
     def _scrubbed(self, text: str, result: BenchmarkResult) -> str:
-        return scrub(text, secret_values({**result.platform.environment.env, **result.env}))
+        # The inherited environment too: the local backend passes it on, CI secrets included.
+        return scrub(text, secret_values({**os.environ, **result.platform.environment.env, **result.env}))
 
     def book(self, path: Path) -> ReferenceBook:
         if path not in self._books:
@@ -282,6 +303,19 @@ class HeteroSession:
     def dry_run_text(self, item: pytest.Item, bench: Benchmark) -> str:
         spec = self.jobspec(item, bench)
         return self.backend_for(spec).render(spec)
+
+
+def case_key(item: pytest.Item, platform: str | None) -> str:
+    """``file.py::test[params]`` without the platform id: the key of references and history."""
+    name = getattr(item, "originalname", item.name)
+    params = item.name[len(name) + 1 : -1] if item.name != name else ""
+    if platform and params == platform:
+        params = ""
+    elif platform and params.endswith(f"-{platform}"):
+        params = params[: -len(platform) - 1]
+    elif platform and params.startswith(f"{platform}-"):
+        params = params[len(platform) + 1 :]
+    return f"{item.path.name}::{name}" + (f"[{params}]" if params else "")
 
 
 def _will_skip(item: pytest.Item) -> bool:

@@ -10,6 +10,7 @@ business (:mod:`pytest_hetero.launchers`).
 
 from __future__ import annotations
 
+import signal
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -199,4 +200,16 @@ def _describe(output: JobOutput) -> str:
         return "the job was cancelled"
     if output.state is JobState.NODE_FAIL:
         return "the node running the job failed"
-    return f"the workload exited with status {output.exit_code} after {output.elapsed_s:.1f} s"
+    code = output.exit_code
+    if code is not None and code < 0:
+        name = _signal_name(-code)
+        hint = " (out of memory?)" if -code == 9 else ""
+        return f"the workload was killed by signal {-code} ({name}){hint} after {output.elapsed_s:.1f} s"
+    return f"the workload exited with status {code} after {output.elapsed_s:.1f} s"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown signal"

@@ -42,7 +42,13 @@ class LocalBackend(Backend):
         return float(self.platform.backend.options.get("kill_grace_s", 5.0))
 
     def submit(self, spec: JobSpec) -> JobHandle:
-        spec.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            spec.workdir.mkdir(parents=True, exist_ok=True)
+            return self._start(spec)
+        except OSError as exc:
+            raise SubmitError(f"cannot prepare the job directory {spec.workdir}: {exc.strerror or exc}") from exc
+
+    def _start(self, spec: JobSpec) -> JobHandle:
         env = self._environment(spec)
         with open(spec.stdout_path, "wb") as out, open(spec.stderr_path, "wb") as err:
             try:
@@ -75,6 +81,8 @@ class LocalBackend(Backend):
         proc: subprocess.Popen[bytes] = handle.data["proc"]
         code = proc.poll()
         if code is not None:
+            # Whatever the workload left behind in its group (loader workers, daemons) goes with it.
+            _signal_group(proc.pid, signal.SIGKILL)
             return self._settle(handle, JobState.COMPLETED if code == 0 else JobState.FAILED)
         if time.monotonic() - handle.data["started"] > handle.spec.timeout_s:
             self._kill_group(proc)

@@ -46,6 +46,8 @@ def get_backend_class(name: str) -> type[Backend]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        if exc.name == module_name:
+            raise BackendUnavailableError(f"backend {name!r} is not part of this installation ({exc})") from exc
         hint = f"; install it with: {entry.install_hint}" if entry.install_hint else ""
         raise BackendUnavailableError(f"backend {name!r} is unavailable: {exc}{hint}") from exc
     cls: type[Backend] = getattr(module, class_name)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest_hetero
+from pytest_hetero.redact import redact_urls
 
 __all__ = ["REPORT_VERSION", "build_report", "write_report"]
 
@@ -32,7 +33,7 @@ def build_report(
         "run_id": run_id,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "pytest_hetero_version": pytest_hetero.__version__,
-        "argv": list(sys.argv),
+        "argv": [redact_urls(arg) for arg in sys.argv],
         "exit_status": exit_status,
         "interrupted": interrupted,
         "platforms": platforms,

@@ -254,7 +254,7 @@ def test_dry_run_submits_nothing(bench_dir: pytest.Pytester) -> None:
     result = bench_dir.runpytest("--hetero-dry-run")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*dry run: test_b.py::test_bench[[]local[]]*", "*work.py*"])
-    assert not (bench_dir.path / ".hetero").exists()
+    assert not (bench_dir.path / ".hetero" / "runs").exists()
 
 
 def test_secret_values_are_scrubbed_from_failure_output(bench_dir: pytest.Pytester) -> None:

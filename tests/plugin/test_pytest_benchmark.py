@@ -114,7 +114,7 @@ def test_regression_expression_against_history(mixed: pytest.Pytester, monkeypat
     slower = _run(mixed, *args)
     slower.assert_outcomes(passed=1, failed=1)
     assert slower.ret == 6
-    slower.stdout.fnmatch_lines(["*test_preprocess on local: mean_s*mean*worse by*"])
+    slower.stdout.fnmatch_lines(["*test_preprocess on local: median_s*mean*worse by*"])
 
 
 def test_under_xdist_hetero_benchmarks_keep_reporting(mixed: pytest.Pytester) -> None:

@@ -68,9 +68,9 @@ def test_lookup_prefers_exact_platform_over_glob(tmp_path: Path) -> None:
         "    'a100-*': {m: [1, -0.1, 0.1]}\n    a100-80: {m: [2, -0.1, 0.1]}\n"
     )
     book = load_references(path)
-    assert book.lookup(["t.py::test_x"], "a100-80")["m"].value == 2
-    assert book.lookup(["t.py::test_x"], "a100-40")["m"].value == 1
-    assert book.lookup(["t.py::test_x"], "mi250x") == {}
+    assert book.lookup("t.py::test_x", "a100-80")["m"].value == 2
+    assert book.lookup("t.py::test_x", "a100-40")["m"].value == 1
+    assert book.lookup("t.py::test_x", "mi250x") == {}
 
 
 def test_invalid_tolerances_are_reported_with_paths(tmp_path: Path) -> None:
@@ -89,6 +89,6 @@ def test_update_keeps_tolerances_and_round_trips(tmp_path: Path) -> None:
     book = load_references(path)
     book.update("t", "cpu", {"m": Metric("m", 12.345678, "s", False), "n": Metric("n", 3.0, "x", True)})
     book.save()
-    again = load_references(path).lookup(["t"], "cpu")
+    again = load_references(path).lookup("t", "cpu")
     assert again["m"] == Reference(12.35, -0.05, 0.05, "s")
     assert again["n"] == Reference(3.0, -0.2, None, "x")
