@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import time
@@ -115,6 +116,7 @@ class HeteroSession:
             "HETERO_ACCELERATOR_KIND": platform.accelerator.kind,
             "HETERO_ACCELERATORS_PER_NODE": str(platform.accelerators_per_node),
             "HETERO_RUN_ID": self.run_id,
+            "HETERO_PEAK_TFLOPS_JSON": json.dumps(dict(platform.accelerator.peak_tflops)),
             **{f"HETERO_DATA_{_slug(k).upper()}": v for k, v in platform.data_roots.items()},
         }
         spec = JobSpec(

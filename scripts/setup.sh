@@ -16,5 +16,5 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 # torch first, pinned: an unpinned torch pulled in by the extras would be a multi-GB CUDA build.
 .venv/bin/python -m pip install --quiet "$TORCH_SPEC"
-.venv/bin/python -m pip install --quiet -e '.[torch,slurm,kubernetes,reports,postgres,dev]'
+.venv/bin/python -m pip install --quiet -e '.[torch,slurm,kubernetes,reports,postgres,data,energy,dev]'
 .venv/bin/python -c 'import pytest_hetero, torch; print(f"pytest-hetero {pytest_hetero.__version__}, torch {torch.__version__}: ready in .venv")'

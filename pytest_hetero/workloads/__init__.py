@@ -8,6 +8,9 @@ from __future__ import annotations
 
 BUILTIN: dict[str, str] = {
     "resnet50": "pytest_hetero.workloads.resnet50",
+    "cosmoflow": "pytest_hetero.workloads.cosmoflow",
+    "deepcam": "pytest_hetero.workloads.deepcam",
+    "unet3d": "pytest_hetero.workloads.unet3d",
 }
 
 __all__ = ["BUILTIN"]

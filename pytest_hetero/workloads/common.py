@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import logging
 import math
 import os
 import statistics
@@ -28,7 +27,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn, Protocol, TextIO, TypeVar
+from typing import Any, NoReturn, TextIO, TypeVar
+
+from pytest_hetero.workloads.measure import peak_rss_mb
+from pytest_hetero.workloads.mllog import MLLOG_PREFIX, MLLogger, make_mllogger
 
 __all__ = [
     "CONFIG_ENV_VAR",
@@ -49,16 +51,15 @@ __all__ = [
     "metrics_record_line",
     "parse_config",
     "parse_metrics_record",
+    "parse_preset_config",
     "peak_rss_mb",
     "timing_metrics",
 ]
 
 METRICS_PREFIX = ":::HETERO_METRICS "
-MLLOG_PREFIX = ":::MLLOG "
 CONFIG_ENV_VAR = "HETERO_WORKLOAD_CONFIG"
 
 ConfigValue = bool | int | float | str
-Metadata = dict[str, Any] | None
 T = TypeVar("T")
 
 
@@ -172,6 +173,23 @@ def config_or_exit(argv: Sequence[str], defaults: Mapping[str, ConfigValue], pro
         return parse_config(argv, defaults, prog)
     except ConfigError as exc:
         exit_config_error(prog, exc)
+
+
+def parse_preset_config(
+    argv: Sequence[str],
+    defaults: Mapping[str, ConfigValue],
+    presets: Mapping[str, Mapping[str, ConfigValue]],
+    prog: str | None = None,
+) -> dict[str, ConfigValue]:
+    """``parse_config`` where the ``preset`` key picks a named set of defaults.
+
+    Keys given explicitly override the preset's values, so a test can run
+    ``{"preset": "subset", "epochs": 2}``. Raises ConfigError for an unknown preset.
+    """
+    chosen = str(parse_config(argv, defaults, prog)["preset"])
+    if chosen not in presets:
+        raise ConfigError(f"config key 'preset' must be one of {', '.join(presets)}; got {chosen!r}")
+    return parse_config(argv, {**defaults, **presets[chosen]}, prog)
 
 
 def exit_config_error(prog: str, exc: ConfigError) -> NoReturn:
@@ -357,147 +375,3 @@ def timing_metrics(summary: TimingSummary) -> list[WorkloadMetric]:
         WorkloadMetric("data_wait_fraction", summary.data_wait_fraction, "ratio", False),
         WorkloadMetric("steady_steps", float(summary.steady_steps), "steps", True),
     ]
-
-
-# --------------------------------------------------------------------------
-# Host memory
-# --------------------------------------------------------------------------
-
-
-def peak_rss_mb() -> float | None:
-    """Peak resident set size of this process in MiB, or None if unknown.
-
-    Linux: ``VmHWM`` of /proc/self/status. ``ru_maxrss`` is not used there
-    because it keeps the pre-exec high-water mark of the launching process.
-    Elsewhere: ``resource.getrusage``, then psutil (Windows ``peak_wset``).
-    """
-    for probe in (_vm_hwm_mb, _rusage_peak_mb, _psutil_peak_mb):
-        value = probe()
-        if value is not None:
-            return value
-    return None
-
-
-def _vm_hwm_mb() -> float | None:
-    try:
-        text = Path("/proc/self/status").read_text(encoding="ascii")
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024  # the kernel reports kB
-    return None
-
-
-def _rusage_peak_mb() -> float | None:
-    try:
-        import resource
-    except ImportError:
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    bytes_per_unit = 1 if sys.platform == "darwin" else 1024
-    return peak * bytes_per_unit / 2**20
-
-
-def _psutil_peak_mb() -> float | None:
-    try:
-        import psutil
-    except ImportError:
-        return None
-    info = psutil.Process().memory_info()
-    return float(getattr(info, "peak_wset", info.rss)) / 2**20
-
-
-# --------------------------------------------------------------------------
-# MLPerf logging
-# --------------------------------------------------------------------------
-
-
-class MLLogger(Protocol):
-    """The part of ``mlperf_logging.mllog`` the workloads use, typed."""
-
-    def event(self, key: str, value: Any = None, metadata: Metadata = None) -> None:
-        """Log a point-in-time event."""
-
-    def start(self, key: str, value: Any = None, metadata: Metadata = None) -> None:
-        """Log the start of an interval."""
-
-    def end(self, key: str, value: Any = None, metadata: Metadata = None) -> None:
-        """Log the end of an interval."""
-
-
-def make_mllogger(mllog_file: str = "", use_mlperf_logging: bool = True) -> MLLogger:
-    """Return an MLLOG emitter that writes to stdout (and ``mllog_file`` if set).
-
-    Uses ``mlperf_logging.mllog`` when importable, else a stdlib emitter
-    printing the identical ``:::MLLOG {json}`` lines.
-    """
-    if use_mlperf_logging:
-        try:
-            return _MlperfLogger(mllog_file)
-        except ImportError:
-            pass
-    return _StdlibMLLogger(mllog_file)
-
-
-class _MlperfLogger:
-    """Typed wrapper around the (untyped) shared ``mlperf_logging`` logger."""
-
-    # mllog looks this many frames above its own method for the call site;
-    # 2 skips this wrapper so the log names the workload's line.
-    _STACK_OFFSET = 2
-
-    def __init__(self, mllog_file: str) -> None:
-        from mlperf_logging import mllog
-
-        if mllog_file:
-            mllog.config(filename=mllog_file)
-        self._logger: Any = mllog.get_mllogger()
-
-    def event(self, key: str, value: Any = None, metadata: Metadata = None) -> None:
-        self._logger.event(key, value, metadata, stack_offset=self._STACK_OFFSET)
-
-    def start(self, key: str, value: Any = None, metadata: Metadata = None) -> None:
-        self._logger.start(key, value, metadata, stack_offset=self._STACK_OFFSET)
-
-    def end(self, key: str, value: Any = None, metadata: Metadata = None) -> None:
-        self._logger.end(key, value, metadata, stack_offset=self._STACK_OFFSET)
-
-
-class _StdlibMLLogger:
-    """The ``:::MLLOG`` line format of mlperf_logging 4.x, without the package."""
-
-    def __init__(self, mllog_file: str) -> None:
-        self._logger = logging.getLogger("pytest_hetero.mllog")
-        self._logger.propagate = False
-        self._logger.setLevel(logging.INFO)
-        self._logger.handlers.clear()
-        self._logger.addHandler(logging.StreamHandler(sys.stdout))
-        if mllog_file:
-            self._logger.addHandler(logging.FileHandler(mllog_file))
-
-    def event(self, key: str, value: Any = None, metadata: Metadata = None) -> None:
-        self._log("POINT_IN_TIME", key, value, metadata)
-
-    def start(self, key: str, value: Any = None, metadata: Metadata = None) -> None:
-        self._log("INTERVAL_START", key, value, metadata)
-
-    def end(self, key: str, value: Any = None, metadata: Metadata = None) -> None:
-        self._log("INTERVAL_END", key, value, metadata)
-
-    def _log(self, event_type: str, key: str, value: Any, metadata: Metadata) -> None:
-        caller = sys._getframe(2)  # the workload line that called event/start/end
-        full_metadata: dict[str, Any] = {
-            "file": caller.f_code.co_filename,
-            "lineno": caller.f_lineno,
-        }
-        full_metadata.update(metadata or {})
-        record = {
-            "namespace": "",
-            "time_ms": int(time.time() * 1e3),
-            "event_type": event_type,
-            "key": key,
-            "value": value,
-            "metadata": full_metadata,
-        }
-        self._logger.info(MLLOG_PREFIX + json.dumps(record))

@@ -324,3 +324,46 @@ def _mllog_record(line: str) -> dict[str, Any]:
     record: dict[str, Any] = _strict_json(line[len(common.MLLOG_PREFIX) :])
     del record["time_ms"]
     return record
+
+
+# --------------------------------------------------------------------------
+# presets, model FLOPs and MFU
+# --------------------------------------------------------------------------
+
+
+def test_preset_picks_defaults_and_explicit_keys_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(common.CONFIG_ENV_VAR, raising=False)
+    defaults: dict[str, common.ConfigValue] = {"preset": "tiny", "size": 32, "epochs": 1}
+    presets: dict[str, dict[str, common.ConfigValue]] = {"tiny": {}, "standard": {"size": 128, "epochs": 9}}
+
+    config = common.parse_preset_config(["--config-json", '{"preset": "standard", "epochs": 2}'], defaults, presets)
+
+    assert config == {"preset": "standard", "size": 128, "epochs": 2}
+    with pytest.raises(ConfigError, match="'preset' must be one of tiny, standard; got 'huge'"):
+        common.parse_preset_config(["--config-json", '{"preset": "huge"}'], defaults, presets)
+
+
+def test_train_flops_of_a_linear_layer_are_counted_on_meta() -> None:
+    import torch
+
+    from pytest_hetero.workloads.measure import count_train_flops
+
+    flops = count_train_flops(
+        lambda: torch.nn.Linear(16, 8, bias=False),
+        lambda: (torch.empty(4, 16), torch.empty(4, 8)),
+        torch.nn.MSELoss(),
+    )
+
+    assert flops == 2 * (2 * 4 * 16 * 8)  # forward and the weight gradient; inputs need no gradient
+
+
+def test_peak_and_mfu() -> None:
+    from pytest_hetero.workloads.measure import PEAK_TFLOPS_ENV_VAR, mfu, peak_tflops
+
+    env = {PEAK_TFLOPS_ENV_VAR: '{"bf16": 312, "fp32": 19.5}'}
+
+    assert peak_tflops("bf16", env) == 312
+    assert peak_tflops("fp16", env) is None
+    assert peak_tflops("bf16", {PEAK_TFLOPS_ENV_VAR: "not json"}) is None
+    assert mfu(1e12, 100.0, 312.0, 2) == pytest.approx(100e12 / 624e12)
+    assert mfu(None, 100.0, 312.0, 1) is None
