@@ -6,16 +6,15 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from workload_runs import CPU_METRICS
+from workload_runs import CPU_METRICS, Run
 
 import pytest_hetero
-from pytest_hetero.workloads.common import CONFIG_ENV_VAR, METRICS_PREFIX, MLLOG_PREFIX, parse_metrics_record
+from pytest_hetero.workloads.common import CONFIG_ENV_VAR, METRICS_PREFIX, MLLOG_PREFIX
 from pytest_hetero.workloads.resnet50 import DEFAULTS, MLPERF_RULESET
 from pytest_hetero.workloads.samples import write_sample_dataset
 
@@ -32,24 +31,6 @@ WITHOUT_MLPERF_LOGGING = (
 )
 EXPECTED_METRICS = {**CPU_METRICS, "eval_accuracy": ("ratio", True)}
 OPTIONAL_METRICS = {"energy_j", "avg_power_w", "mfu"}  # where the host exposes RAPL / a peak is given
-
-
-@dataclass(frozen=True)
-class Run:
-    """A finished workload process and what it printed."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-    cwd: Path
-
-    @property
-    def record(self) -> dict[str, Any]:
-        return parse_metrics_record(self.stdout)
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        return {m["name"]: m["value"] for m in self.record["metrics"]}
 
 
 def run_workload(cwd: Path, *args: str, env: dict[str, str] | None = None, python_args: tuple[str, ...] = ()) -> Run:
