@@ -67,9 +67,9 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 def parse_catalogue(data: object, source: str) -> Catalogue:
     """Validate already-parsed data and build the frozen models."""
     problems = schema_errors(data, load_schema("platforms"))
-    if not problems:
-        assert isinstance(data, dict)  # guaranteed by the schema
-        problems = list(_semantic_problems(data["platforms"]))
+    entries = data.get("platforms") if isinstance(data, dict) else None
+    if isinstance(entries, list):  # every problem at once, even next to schema errors
+        problems += [p for p in _semantic_problems(entries) if p not in problems]
     if problems:
         listing = "\n  ".join(problems)
         raise ConfigError(f"{source}: invalid platform catalogue ({len(problems)} problem(s)):\n  {listing}")
@@ -78,33 +78,50 @@ def parse_catalogue(data: object, source: str) -> Catalogue:
     return Catalogue(platforms=platforms, source=source)
 
 
-def _semantic_problems(entries: list[dict[str, Any]]) -> Iterable[str]:
-    """Checks the schema cannot express: unique names, backend options."""
+def _semantic_problems(entries: list[Any]) -> Iterable[str]:
+    """Checks the schema cannot express: unique names, backend and launcher options.
+
+    Entries may still be malformed here (their schema errors are reported too): skip what is unreadable.
+    """
     seen: dict[str, int] = {}
     for index, entry in enumerate(entries):
-        name = entry["name"]
-        if name in seen:
+        if not isinstance(entry, dict):
+            continue
+        name = entry.get("name")
+        if isinstance(name, str) and name in seen:
             yield f"$.platforms[{index}].name: {name!r} is already used by $.platforms[{seen[name]}]"
-        seen.setdefault(name, index)
-        yield from _backend_option_problems(entry["backend"], f"$.platforms[{index}].backend.options")
+        if isinstance(name, str):
+            seen.setdefault(name, index)
+        yield from _backend_option_problems(entry.get("backend"), f"$.platforms[{index}].backend.options")
         yield from _launcher_option_problems(entry.get("launcher"), f"$.platforms[{index}].launcher.options")
 
 
-def _backend_option_problems(backend: dict[str, Any], path: str) -> list[str]:
+def _options(section: object) -> tuple[str, object] | None:
+    """(kind, options) of a backend/launcher section that is readable enough to check."""
+    if not isinstance(section, dict) or not isinstance(section.get("kind"), str):
+        return None
+    return section["kind"], section.get("options", {})
+
+
+def _backend_option_problems(backend: object, path: str) -> list[str]:
     from pytest_hetero.backends.registry import get_backend_class
 
+    found = _options(backend)
+    if found is None:
+        return []
     try:
-        cls = get_backend_class(backend["kind"])
+        cls = get_backend_class(found[0])
     except BackendUnavailableError:
         return []  # reported when the platform is selected, not for every catalogue user
-    return schema_errors(backend.get("options", {}), cls.options_schema, prefix=path)
+    return schema_errors(found[1], cls.options_schema, prefix=path)
 
 
-def _launcher_option_problems(launcher: dict[str, Any] | None, path: str) -> list[str]:
+def _launcher_option_problems(launcher: object, path: str) -> list[str]:
     from pytest_hetero.launchers import launcher_option_schema
 
-    schema = launcher_option_schema(launcher["kind"]) if launcher else None
-    return schema_errors(launcher.get("options", {}), schema, prefix=path) if launcher and schema else []
+    found = _options(launcher)
+    schema = launcher_option_schema(found[0]) if found else None
+    return schema_errors(found[1], schema, prefix=path) if found and schema else []
 
 
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:

@@ -105,10 +105,12 @@ platforms:
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
-            "*platforms.yaml: invalid platform catalogue (3 problem(s)):",
+            "*platforms.yaml: invalid platform catalogue (5 problem(s)):",
             "*$.platforms[[]1[]].accelerator.kind: 'tpu' is not one of*",
             "*$.platforms[[]1[]].backend.kind: 'slurmm' is not one of*",
             "*$.platforms[[]1[]].resources.nodes: 0 is less than the minimum of 1*",
+            "*$.platforms[[]2[]].name: 'ok' is already used by $.platforms[[]0[]]",
+            "*$.platforms[[]2[]].backend.options: Additional properties are not allowed ('kill_grace' was unexpected)",
         ]
     )
     assert "Traceback" not in result.stderr.str()
