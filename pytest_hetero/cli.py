@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pytest_hetero.compare import parse_regression_expr
+from pytest_hetero.arguments import fraction, regression_expr
 from pytest_hetero.errors import ConfigError, HeteroError
 from pytest_hetero.gate import Baseline, GateResult, HistoryBaseline, ReportBaseline, run_gate
 from pytest_hetero.history import HistoryError, HistoryStore, Selection, StoreUnavailableError, open_store
@@ -102,10 +102,10 @@ def _add_compare(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("baseline", type=Path, nargs="?", metavar="BASELINE.json")
     parser.add_argument("--history", metavar="URL", help="compare with this history store instead of a report")
     parser.add_argument("--against", default="last", help="with --history: last, N (runs) or baseline:NAME")
-    parser.add_argument("--min-effect", type=_fraction, default=0.05, help="smallest relative change (default: 0.05)")
-    parser.add_argument("--alpha", type=_fraction, default=0.05, help="significance level (default: 0.05)")
+    parser.add_argument("--min-effect", type=fraction, default=0.05, help="smallest relative change (default: 0.05)")
+    parser.add_argument("--alpha", type=fraction, default=0.05, help="significance level (default: 0.05)")
     parser.add_argument(
-        "--fail-on", action="append", default=[], type=_regression_expr, metavar="EXPR",
+        "--fail-on", action="append", default=[], type=regression_expr, metavar="EXPR",
         help="also fail when a statistic got worse (pytest-benchmark syntax: mean:5%%, min:0.001); repeatable",
     )  # fmt: skip
     parser.add_argument("--format", choices=("markdown", "text"), default="text", help="output (default: text)")
@@ -128,23 +128,6 @@ def _add_baseline(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", metavar="NAME")
     parser.add_argument("run_id", metavar="RUN", help="a stored run id, 'latest', or a JSON report (its run id)")
     parser.set_defaults(run=_run_baseline)
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a fraction in [0, 1), e.g. 0.05")
-    return value
-
-
-def _regression_expr(text: str) -> Any:
-    try:
-        return parse_regression_expr(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _emit(text: str, output: Path | None) -> None:

@@ -14,8 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from pytest_hetero.arguments import fraction, regression_expr, selection
+from pytest_hetero.compare import RegressionExpr
 from pytest_hetero.config.models import Catalogue, Platform
-from pytest_hetero.errors import HeteroError, UnknownPlatformError
+from pytest_hetero.errors import UnknownPlatformError
+from pytest_hetero.history import Selection
 
 __all__ = ["HeteroOptions", "add_options", "read_options", "select_platforms"]
 
@@ -39,42 +42,22 @@ def _positive_int(value: str) -> int:
     return number
 
 
-def _selection(value: str) -> str:
-    from pytest_hetero.history import Selection
-
-    try:
-        Selection.parse(value)
-    except HeteroError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return value
-
-
-def _regression_expr(value: str) -> str:
-    from pytest_hetero.compare import parse_regression_expr
-
-    try:
-        parse_regression_expr(value)
-    except HeteroError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return value
-
-
-def _fraction(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not 0 <= number < 1:
-        raise argparse.ArgumentTypeError(f"--hetero-min-effect {value!r}: expected a fraction in [0, 1), e.g. 0.05")
-    return number
-
-
 def _split_selectors(values: Iterable[str]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("hetero", "pytest-hetero: ML benchmarks across accelerators")
+    _add_selection_options(group)
+    _add_output_options(group)
+    _add_gate_options(group)
+    parser.addini("hetero_platforms", "platform catalogue file, relative to the rootdir", default=None)
+    parser.addini("hetero_history", "run-history store (SQLite path or postgresql:// URL)", default=None)
+    parser.addini("hetero_output_dir", "directory for job logs and scripts", default=DEFAULT_OUTPUT_DIR)
+
+
+def _add_selection_options(group: pytest.OptionGroup) -> None:
+    """Which platforms, and whether to submit at all."""
     group.addoption(
         "--platform",
         action="append",
@@ -92,6 +75,16 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="platform catalogue (YAML) (default: ini hetero_platforms, else the built-in 'local' only)",
     )
+    group.addoption(
+        "--hetero-dry-run",
+        action="store_true",
+        dest="hetero_dry_run",
+        help="print what each benchmark would submit, and submit nothing (default: off)",
+    )
+
+
+def _add_output_options(group: pytest.OptionGroup) -> None:
+    """Reports, logs and references."""
     group.addoption(
         "--hetero-json",
         default=None,
@@ -125,6 +118,10 @@ def add_options(parser: pytest.Parser) -> None:
         dest="hetero_update_references",
         help="write measured values back to references.yaml instead of checking them (default: off)",
     )
+
+
+def _add_gate_options(group: pytest.OptionGroup) -> None:
+    """Repeats, the history store and the regression gate."""
     group.addoption(
         "--hetero-repeat",
         type=_positive_int,
@@ -143,7 +140,7 @@ def add_options(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--hetero-compare",
-        type=_selection,
+        type=selection,
         default=None,
         dest="hetero_compare",
         metavar="last|N|baseline:NAME",
@@ -152,7 +149,7 @@ def add_options(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--hetero-compare-fail",
-        type=_regression_expr,
+        type=regression_expr,
         action="append",
         default=[],
         dest="hetero_compare_fail",
@@ -161,7 +158,7 @@ def add_options(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--hetero-min-effect",
-        type=_fraction,
+        type=fraction,
         default=0.05,
         dest="hetero_min_effect",
         metavar="FRACTION",
@@ -174,15 +171,6 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="NAME",
         help="save this run in the history as baseline NAME (default: none)",
     )
-    group.addoption(
-        "--hetero-dry-run",
-        action="store_true",
-        dest="hetero_dry_run",
-        help="print what each benchmark would submit, and submit nothing (default: off)",
-    )
-    parser.addini("hetero_platforms", "platform catalogue file, relative to the rootdir", default=None)
-    parser.addini("hetero_history", "run-history store (SQLite path or postgresql:// URL)", default=None)
-    parser.addini("hetero_output_dir", "directory for job logs and scripts", default=DEFAULT_OUTPUT_DIR)
 
 
 @dataclass(frozen=True)
@@ -197,8 +185,8 @@ class HeteroOptions:
     dry_run: bool
     repeat: int = 1
     history: str | None = None
-    compare: str | None = None
-    compare_fail: tuple[str, ...] = ()
+    compare: Selection | None = None
+    compare_fail: tuple[RegressionExpr, ...] = ()
     min_effect: float = 0.05
     save_baseline: str | None = None
 

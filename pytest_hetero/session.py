@@ -15,11 +15,10 @@ from typing import Any
 import pytest
 
 from pytest_hetero.backends.base import Backend, JobSpec, JobState, raise_for_state
-from pytest_hetero.compare import parse_regression_expr
 from pytest_hetero.config.models import Catalogue, Platform
 from pytest_hetero.errors import CheckError, CollectError, ConfigError, HeteroError, Stage, StageError
 from pytest_hetero.gate import HistoryBaseline, MetricComparison, compare_record
-from pytest_hetero.history import HistoryStore, Selection, open_store
+from pytest_hetero.history import HistoryStore, open_store
 from pytest_hetero.launchers import get_launcher
 from pytest_hetero.markers import Declaration
 from pytest_hetero.metrics import MetricsRecord, combine_repeats, parse_metrics_record
@@ -85,7 +84,7 @@ class HeteroSession:
     def _baseline(self) -> HistoryBaseline | None:
         if self.history is None or self.options.compare is None:
             return None
-        return HistoryBaseline(self.history, Selection.parse(self.options.compare), exclude_run_id=self.run_id)
+        return HistoryBaseline(self.history, self.options.compare, exclude_run_id=self.run_id)
 
     # -- backends -------------------------------------------------------
     def backend_for(self, spec_or_platform: JobSpec | Platform) -> Backend:
@@ -264,9 +263,10 @@ class HeteroSession:
     def _compare(self, result: BenchmarkResult) -> list[MetricComparison]:
         assert self.baseline is not None
         record = result.to_record("passed", {})
-        exprs = [parse_regression_expr(text) for text in self.options.compare_fail]
         try:
-            return compare_record(record, self.baseline, min_effect=self.options.min_effect, exprs=exprs)
+            return compare_record(
+                record, self.baseline, min_effect=self.options.min_effect, exprs=self.options.compare_fail
+            )
         except HeteroError as exc:
             raise CheckError(f"comparison with {self.baseline.description} failed: {exc}") from exc
 

@@ -1,0 +1,41 @@
+"""Argument converters shared by the pytest options and the ``pytest-hetero`` command line.
+
+Each raises ``argparse.ArgumentTypeError`` quoting the bad value; argparse adds the flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from pytest_hetero.compare import RegressionExpr, parse_regression_expr
+from pytest_hetero.errors import HeteroError
+from pytest_hetero.history import Selection
+
+__all__ = ["fraction", "regression_expr", "selection"]
+
+
+def fraction(text: str) -> float:
+    """A number in [0, 1): a minimum effect or a significance level."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a fraction in [0, 1), e.g. 0.05")
+    return value
+
+
+def regression_expr(text: str) -> RegressionExpr:
+    """A pytest-benchmark style expression such as ``mean:5%`` or ``min:0.001``."""
+    try:
+        return parse_regression_expr(text)
+    except HeteroError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def selection(text: str) -> Selection:
+    """``last``, ``N`` or ``baseline:NAME``."""
+    try:
+        return Selection.parse(text)
+    except HeteroError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
