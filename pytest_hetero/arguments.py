@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from pytest_hetero.compare import RegressionExpr, parse_regression_expr
+from pytest_hetero.check.statistics import RegressionExpr, parse_regression_expr
 from pytest_hetero.errors import HeteroError
 from pytest_hetero.history import Selection
 

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from pytest_hetero.arguments import fraction, regression_expr
+from pytest_hetero.check.gate import Baseline, GateResult, HistoryBaseline, ReportBaseline, run_gate
 from pytest_hetero.errors import ConfigError, HeteroError
-from pytest_hetero.gate import Baseline, GateResult, HistoryBaseline, ReportBaseline, run_gate
 from pytest_hetero.history import HistoryError, HistoryStore, Selection, StoreUnavailableError, open_store
 from pytest_hetero.schemas import load_schema, schema_errors
 

@@ -12,7 +12,7 @@ from pytest_hetero.markers import Declaration
 from pytest_hetero.reporting.junit import junit_properties
 from pytest_hetero.results import BenchmarkResult
 from pytest_hetero.session import BENCH_KEY, RESULT_KEY, SESSION_KEY, Benchmark
-from pytest_hetero.spec import Workload
+from pytest_hetero.workload import Workload
 
 __all__ = ["_hetero_platform", "hetero_platform", "hetero_result", "hetero_run"]
 

@@ -1,6 +1,6 @@
 """Launchers: *how* the workload's processes start inside an allocation.
 
-A launcher turns a :class:`~pytest_hetero.spec.Workload` and a platform into
+A launcher turns a :class:`~pytest_hetero.workload.Workload` and a platform into
 an argv. It is orthogonal to the backend: a torchrun workload runs in a local
 process, a Slurm job or a Pod alike.
 """
@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import ConfigError
-from pytest_hetero.spec import Workload
+from pytest_hetero.workload import Workload
 
 __all__ = [
     "Launcher",

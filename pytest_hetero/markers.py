@@ -23,7 +23,7 @@ import pytest
 
 from pytest_hetero.config.models import AcceleratorKind, Platform
 from pytest_hetero.errors import ConfigError
-from pytest_hetero.spec import Workload
+from pytest_hetero.workload import Workload
 
 __all__ = ["MARKER", "Declaration", "incompatibility", "read_marker"]
 

@@ -59,7 +59,7 @@ def combine_repeats(runs: list[Mapping[str, Metric]]) -> dict[str, Metric]:
     """One metric per name over repeated runs: median value, every sample, statistics."""
     if len(runs) == 1:
         return dict(runs[0])
-    from pytest_hetero.compare import summary_stats
+    from pytest_hetero.check.statistics import summary_stats
 
     names = dict.fromkeys(name for run in runs for name in run)
     combined = {}

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pytest_hetero.arguments import fraction, regression_expr, selection
-from pytest_hetero.compare import RegressionExpr
+from pytest_hetero.check.statistics import RegressionExpr
 from pytest_hetero.config.models import Catalogue, Platform
 from pytest_hetero.errors import UnknownPlatformError
 from pytest_hetero.history import Selection

@@ -12,6 +12,7 @@ import pytest
 from pytest_hetero import hookspec
 from pytest_hetero.backends.base import Backend
 from pytest_hetero.backends.registry import get_backend_class
+from pytest_hetero.check.references import VerdictKind
 from pytest_hetero.collection import attach_benchmarks, parametrize
 from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import HeteroError
@@ -20,7 +21,6 @@ from pytest_hetero.lifecycle import ReportCollector, build_session, record_for_r
 from pytest_hetero.markers import MARKER, MARKER_HELP
 from pytest_hetero.options import add_options
 from pytest_hetero.pybench import fixture_stats
-from pytest_hetero.references import VerdictKind
 from pytest_hetero.reporting.junit import junit_properties
 from pytest_hetero.results import BenchmarkResult
 from pytest_hetero.session import BENCH_KEY, RESULT_KEY, SESSION_KEY, HeteroSession

@@ -23,7 +23,7 @@ from pytest_benchmark.stats import Stats
 from pytest_benchmark.utils import get_commit_info
 
 from pytest_hetero.metrics import Metric
-from pytest_hetero.spec import Workload
+from pytest_hetero.workload import Workload
 
 __all__ = ["benchmark_json", "commit_info", "fixture_metrics", "fixture_stats", "fixture_workload", "machine_info"]
 
@@ -52,7 +52,7 @@ def fixture_stats(item: pytest.Item) -> Any | None:
 
 def fixture_metrics(metadata: Any) -> dict[str, Metric]:
     """pytest-benchmark's statistics as metrics; ``median_s`` carries every round as samples."""
-    from pytest_hetero.compare import summary_stats
+    from pytest_hetero.check.statistics import summary_stats
 
     stats, data = metadata.stats, tuple(metadata.stats.data)
     metrics = {}

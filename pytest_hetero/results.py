@@ -6,12 +6,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_hetero.check.gate import MetricComparison
+from pytest_hetero.check.references import Verdict
 from pytest_hetero.config.models import Platform
-from pytest_hetero.gate import MetricComparison
 from pytest_hetero.metrics import Metric
 from pytest_hetero.redact import redact_env
-from pytest_hetero.references import Verdict
-from pytest_hetero.spec import Workload
+from pytest_hetero.workload import Workload
 
 __all__ = ["RECORD_VERSION", "BenchmarkResult"]
 

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from pytest_hetero.backends.base import Backend, JobSpec, JobState, raise_for_state
+from pytest_hetero.check.gate import HistoryBaseline, MetricComparison, compare_record
+from pytest_hetero.check.references import ReferenceBook, judge, load_references
 from pytest_hetero.config.models import Catalogue, Platform
 from pytest_hetero.errors import CheckError, CollectError, ConfigError, HeteroError, Stage, StageError
-from pytest_hetero.gate import HistoryBaseline, MetricComparison, compare_record
 from pytest_hetero.history import HistoryStore, open_store
 from pytest_hetero.launchers import get_launcher
 from pytest_hetero.markers import Declaration
@@ -27,7 +28,6 @@ from pytest_hetero.progress import Progress
 from pytest_hetero.provenance import host_provenance
 from pytest_hetero.pybench import fixture_metrics, fixture_workload, machine_info
 from pytest_hetero.redact import scrub, secret_values
-from pytest_hetero.references import ReferenceBook, judge, load_references
 from pytest_hetero.results import BenchmarkResult
 from pytest_hetero.scheduler import Job, Scheduler
 

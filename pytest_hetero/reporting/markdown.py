@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pytest_hetero.gate import GateResult, MetricComparison
+from pytest_hetero.check.gate import GateResult, MetricComparison
 
 __all__ = ["band_text", "render_comparison", "render_summary", "spread_text"]
 

@@ -25,7 +25,7 @@ from pytest_hetero.config.loader import load_catalogue, parse_catalogue
 from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import ConfigError
 from pytest_hetero.launchers import get_launcher
-from pytest_hetero.spec import Workload
+from pytest_hetero.workload import Workload
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "k8s"
 TINY = {"batch_size": 4, "image_size": 32, "train_steps": 8}

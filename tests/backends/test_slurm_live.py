@@ -28,7 +28,7 @@ from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import JobFailedError, JobTimeoutError, SubmitError
 from pytest_hetero.launchers import get_launcher
 from pytest_hetero.metrics import parse_metrics_record
-from pytest_hetero.spec import Workload
+from pytest_hetero.workload import Workload
 
 if TYPE_CHECKING:
     from conftest import LiveSlurm  # the slurm_cluster fixture's type

@@ -26,7 +26,7 @@ from pytest_hetero.config.loader import parse_catalogue
 from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import ConfigError, SubmitError
 from pytest_hetero.launchers import TorchrunLauncher, get_launcher
-from pytest_hetero.spec import Workload
+from pytest_hetero.workload import Workload
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden" / "slurm"
 REGEN = "HETERO_REGEN_GOLDEN=1 .venv/bin/python -m pytest tests/backends/test_slurm_render.py"

@@ -280,7 +280,7 @@ def test_hetero_run_escape_hatch(bench_dir: pytest.Pytester) -> None:
     bench_dir.makepyfile(
         test_h="""
 import pytest
-from pytest_hetero.spec import Workload
+from pytest_hetero.workload import Workload
 
 @pytest.mark.hetero(command=["python", "work.py"], config={"metrics": {"throughput_sps": 5.0}})
 def test_two_phases(hetero_result, hetero_run, hetero_platform):

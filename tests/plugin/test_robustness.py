@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_hetero.references import candidate_keys
+from pytest_hetero.check.references import candidate_keys
 
 
 def _report(path: Path) -> dict:
@@ -106,7 +106,7 @@ def test_f():
 def test_hetero_run_in_a_plain_test_is_not_an_interruption(bench_dir: pytest.Pytester) -> None:
     bench_dir.makepyfile(
         test_p="""
-from pytest_hetero.spec import Workload
+from pytest_hetero.workload import Workload
 
 def test_p(hetero_run):
     assert hetero_run(Workload(name="w", command=("python", "work.py"))).metric("throughput_sps") == 100.0

@@ -7,7 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from pytest_hetero.compare import summary_stats
+from pytest_hetero.check.statistics import summary_stats
 from pytest_hetero.schemas import load_schema, schema_errors
 
 HASH_A = "0123456789abcdef"

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from fake_reports import HASH_A, HASH_B, record, report
 
-from pytest_hetero.compare import (
+from pytest_hetero.check.gate import HistoryBaseline, ReportBaseline, run_gate
+from pytest_hetero.check.statistics import (
     check_regression_expr,
     compare,
     parse_regression_expr,
@@ -19,7 +20,6 @@ from pytest_hetero.compare import (
     trimmed_mean,
 )
 from pytest_hetero.errors import ConfigError
-from pytest_hetero.gate import HistoryBaseline, ReportBaseline, run_gate
 from pytest_hetero.history import Selection, open_store
 
 BASE = [412.0, 410.0, 415.0, 411.0, 413.0]
@@ -224,7 +224,7 @@ def test_parametrised_variants_are_matched_by_node_id_then_config_hash() -> None
 
 
 EXPORTS = {
-    "pytest_hetero.compare": [
+    "pytest_hetero.check.statistics": [
         "Comparison",
         "ComparisonVerdict",
         "ExprCheck",
@@ -248,8 +248,8 @@ EXPORTS = {
         "open_store",
         "run_info",
     ],
-    "pytest_hetero.history_sql": ["PostgresStore", "SQLiteStore", "SqlHistoryStore"],
-    "pytest_hetero.gate": [
+    "pytest_hetero.history.sql": ["PostgresStore", "SQLiteStore", "SqlHistoryStore"],
+    "pytest_hetero.check.gate": [
         "Baseline",
         "GateResult",
         "HistoryBaseline",

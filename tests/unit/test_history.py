@@ -167,7 +167,7 @@ WRITER = textwrap.dedent(
     from pathlib import Path
     from fake_reports import record, report
     from pytest_hetero.history import open_store
-    from pytest_hetero.history_sql import SQLiteStore
+    from pytest_hetero.history.sql import SQLiteStore
 
     target, worker, n_runs, busy_timeout_s, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), *sys.argv[4:6]
     store = SQLiteStore(target, busy_timeout_s=float(busy_timeout_s)) if busy_timeout_s != "-" else open_store(target)

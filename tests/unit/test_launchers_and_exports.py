@@ -8,7 +8,7 @@ import pytest
 from pytest_hetero.config.models import Accelerator, BackendConfig, Environment, LauncherConfig, Platform
 from pytest_hetero.errors import ConfigError
 from pytest_hetero.launchers import get_launcher
-from pytest_hetero.spec import Workload
+from pytest_hetero.workload import Workload
 
 
 def _platform(launcher: str, **options: object) -> Platform:

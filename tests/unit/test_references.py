@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from pytest_hetero.check.references import Reference, VerdictKind, check, judge, load_references
 from pytest_hetero.errors import ConfigError
 from pytest_hetero.metrics import Metric
-from pytest_hetero.references import Reference, VerdictKind, check, judge, load_references
 
 
 @pytest.mark.parametrize(

@@ -326,7 +326,7 @@ def _centre_jobs(tmp_path: Path) -> dict[str, Any]:
     from pytest_hetero.backends.base import JobSpec
     from pytest_hetero.config import load_catalogue
     from pytest_hetero.launchers import get_launcher
-    from pytest_hetero.spec import Workload
+    from pytest_hetero.workload import Workload
 
     workload = Workload("cosmoflow", module="pytest_hetero.workloads.cosmoflow", config={"preset": "subset"})
     jobs = {}

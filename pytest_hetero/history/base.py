@@ -5,7 +5,7 @@ host, and one row per record × metric with every sample of that metric (the
 ``samples`` of a ``--hetero-repeat`` run, else the single ``value``).
 Adding the same report twice changes nothing, so retries are safe.
 
-``open_store(target)`` picks the backend from the target:
+``pytest_hetero.history.open_store(target)`` picks the backend from the target:
 
     target                                   store
     .hetero/history.sqlite (any path)         SQLite file (stdlib sqlite3, WAL)
@@ -38,7 +38,6 @@ __all__ = [
     "StoreUnavailableError",
     "measurements",
     "metric_samples",
-    "open_store",
     "run_info",
 ]
 
@@ -198,18 +197,3 @@ class HistoryStore(ABC):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
-
-
-def open_store(target: str) -> HistoryStore:
-    """A SQLite file for a path (or ``sqlite:///path``), PostgreSQL for ``postgresql://``."""
-    from pytest_hetero import history_sql  # the stores need this module's names
-
-    if target.startswith(("postgresql://", "postgres://")):
-        return history_sql.PostgresStore(target)
-    if "://" in target and not target.startswith("sqlite://"):
-        scheme = target.split("://", 1)[0]
-        raise HistoryError(f"history store {target!r}: unknown scheme {scheme!r} (use a file path or postgresql://)")
-    path = target[len("sqlite://") :] if target.startswith("sqlite://") else target
-    if not path:
-        raise HistoryError("history store: empty path")
-    return history_sql.SQLiteStore(path)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from pytest_hetero.history import (
+from pytest_hetero.history.base import (
     HistoryError,
     HistoryStore,
     RunInfo,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pytest_hetero.compare import Comparison, ExprCheck, RegressionExpr, check_regression_expr, compare
+from pytest_hetero.check.statistics import Comparison, ExprCheck, RegressionExpr, check_regression_expr, compare
 from pytest_hetero.history import HistoryStore, Selection, metric_samples
 
 __all__ = [

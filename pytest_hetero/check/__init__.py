@@ -1,0 +1,1 @@
+"""Checking what was measured: references with tolerances, statistics, the regression gate."""
