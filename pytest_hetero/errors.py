@@ -5,7 +5,7 @@
     HeteroError                      every error the plugin raises on purpose
     ├── ConfigError                  bad platforms.yaml / references / marker / option
     │   └── UnknownPlatformError     --platform names nothing in the catalogue
-    ├── BackendUnavailableError      optional dependency of a backend missing
+    ├── UnavailableError         an unknown backend/launcher, or its optional dependency missing
     ├── HistoryError                 bad request to the history store (unknown baseline, ...)
     │   └── StoreUnavailableError    the store cannot be opened, read or written
     └── StageError                   a stage of one benchmark failed (carries the stage)
@@ -25,7 +25,6 @@ from __future__ import annotations
 from enum import Enum
 
 __all__ = [
-    "BackendUnavailableError",
     "CheckError",
     "CollectError",
     "ConfigError",
@@ -38,6 +37,7 @@ __all__ = [
     "StoreUnavailableError",
     "SubmitError",
     "TeardownError",
+    "UnavailableError",
     "UnknownPlatformError",
 ]
 
@@ -65,8 +65,8 @@ class UnknownPlatformError(ConfigError):
     """A platform selector matched nothing in the catalogue."""
 
 
-class BackendUnavailableError(HeteroError):
-    """A backend's optional dependency is not installed."""
+class UnavailableError(HeteroError):
+    """A backend or launcher is unknown, or its optional dependency is not installed."""
 
 
 class HistoryError(HeteroError):

@@ -11,6 +11,22 @@ if TYPE_CHECKING:
     from pytest_hetero.config.models import Platform
 
 
+def pytest_hetero_register(config: pytest.Config) -> None:
+    """Register backends, launchers and accelerator kinds, before the catalogue is loaded.
+
+    Names registered here are valid in platforms.yaml (``backend.kind``,
+    ``launcher.kind``, ``accelerator.kind``)::
+
+        # conftest.py, or a plugin installed with a pytest11 entry point
+        from pytest_hetero.backends import register_backend
+        from pytest_hetero.launchers import register_launcher
+
+        def pytest_hetero_register(config):
+            register_backend("flux", "my_flux.backend:FluxBackend", install_hint="pip install my-flux")
+            register_launcher("flux-run", FluxRunLauncher)  # a class works too
+    """
+
+
 @pytest.hookspec(firstresult=True)
 def pytest_hetero_make_backend(platform: Platform, config: pytest.Config) -> Backend | None:
     """Create the backend for ``platform``; the first non-None result wins.

@@ -9,7 +9,7 @@ import pytest
 
 from pytest_hetero.config.loader import builtin_catalogue, load_catalogue
 from pytest_hetero.config.models import Catalogue
-from pytest_hetero.errors import BackendUnavailableError, ConfigError, HeteroError
+from pytest_hetero.errors import ConfigError, HeteroError, UnavailableError
 from pytest_hetero.history import HistoryStore
 from pytest_hetero.launchers import get_launcher
 from pytest_hetero.metrics import Metric
@@ -37,7 +37,7 @@ def build_session(config: pytest.Config) -> HeteroSession:
         get_launcher(platform)
         try:
             hetero.backend_for(platform)
-        except BackendUnavailableError as exc:
+        except UnavailableError as exc:
             raise ConfigError(f"platform {platform.name!r} ({platform.source}): {exc}") from None
     return hetero
 

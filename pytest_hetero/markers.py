@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import Any
 
 import pytest
 
-from pytest_hetero.config.models import AcceleratorKind, Platform
+from pytest_hetero.accelerators import known_accelerator_kinds
+from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import ConfigError
 from pytest_hetero.workload import Workload
 
@@ -65,7 +66,7 @@ def read_marker(marker: pytest.Mark, where: str) -> Declaration:
 
 
 def _kinds(value: Any, where: str) -> tuple[str, ...]:
-    valid = get_args(AcceleratorKind)
+    valid = known_accelerator_kinds()
     if isinstance(value, str) or not isinstance(value, (list, tuple)):
         raise ConfigError(f"{where}: @pytest.mark.hetero accelerators= must be a list of kinds, e.g. ['cpu']")
     unknown = [kind for kind in value if kind not in valid]

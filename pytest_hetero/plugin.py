@@ -41,6 +41,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}: {MARKER_HELP}")
+    config.hook.pytest_hetero_register(config=config)
     try:
         hetero = build_session(config)
     except HeteroError as exc:

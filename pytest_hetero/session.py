@@ -120,7 +120,7 @@ class HeteroSession:
         }
         spec = JobSpec(
             name=f"{bench.test_key.rsplit('::', 1)[-1]}[{platform.name}]",
-            argv=tuple(get_launcher(platform).command(workload)),
+            argv=tuple(get_launcher(platform).command(workload, self.backend_for(platform).launch_context())),
             workdir=self._workdir(item, repeat),
             platform=platform,
             env=env,

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import JobFailedError, JobTimeoutError, StageError
+from pytest_hetero.launchers.base import LaunchContext
 
 __all__ = ["Backend", "JobHandle", "JobOutput", "JobSpec", "JobState", "tail_of"]
 
@@ -144,6 +145,16 @@ class Backend(ABC):
     @abstractmethod
     def collect(self, handle: JobHandle) -> JobOutput:
         """Output of a finished job."""
+
+    def launch_context(self) -> LaunchContext:
+        """The allocation's shape for the launcher: nodes, ranks per node, interpreter, rendezvous.
+
+        The default offers no multi-node fan-out; backends that can reach every node override it.
+        """
+        return LaunchContext(
+            nodes=self.platform.resources.nodes,
+            ranks_per_node=max(self.platform.accelerators_per_node, 1),
+        )
 
     def render(self, spec: JobSpec) -> str:
         """What would be submitted, for ``--hetero-dry-run``."""

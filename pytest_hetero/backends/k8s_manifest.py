@@ -23,13 +23,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_hetero.accelerators import accelerator_kind
 from pytest_hetero.backends.base import JobSpec
 from pytest_hetero.backends.k8s_options import K8sOptions
 from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import ConfigError
 
 __all__ = [
-    "ACCELERATOR_RESOURCES",
     "CONTAINER",
     "LABEL_JOB",
     "LABEL_KEEP",
@@ -52,7 +52,6 @@ QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 CONTAINER = "main"
 
 #: Extended resource each accelerator kind asks the device plugin for.
-ACCELERATOR_RESOURCES = {"nvidia-gpu": "nvidia.com/gpu", "amd-gpu": "amd.com/gpu", "graphcore-ipu": "graphcore.ai/ipu"}
 
 _PLACEHOLDER = re.compile(r"\$\{hetero\.([a-z_]+)\}")
 Json = dict[str, Any]
@@ -232,7 +231,7 @@ def _resources(platform: Platform, options: K8sOptions) -> Json:
     accelerators = platform.accelerators_per_node
     resource = options.accelerator_resource
     if resource is None or resource is True:
-        resource = ACCELERATOR_RESOURCES.get(platform.accelerator.kind)
+        resource = accelerator_kind(platform.accelerator.kind).kubernetes_resource
     if accelerators and resource:
         limits[resource] = str(accelerators)
     return {"requests": dict(limits), "limits": limits} if limits else {}

@@ -6,11 +6,13 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from typing import Any, ClassVar
 
 from pytest_hetero.backends.base import Backend, JobHandle, JobOutput, JobSpec, JobState
 from pytest_hetero.errors import SubmitError
+from pytest_hetero.launchers.base import LaunchContext
 
 __all__ = ["LocalBackend"]
 
@@ -40,6 +42,12 @@ class LocalBackend(Backend):
     @property
     def kill_grace_s(self) -> float:
         return float(self.platform.backend.options.get("kill_grace_s", 5.0))
+
+    def launch_context(self) -> LaunchContext:
+        context = super().launch_context()
+        # A workload on this host runs with this interpreter, unless it runs in a container.
+        python = "python3" if self.platform.environment.container_image else sys.executable
+        return LaunchContext(nodes=context.nodes, ranks_per_node=context.ranks_per_node, python=python)
 
     def submit(self, spec: JobSpec) -> JobHandle:
         try:

@@ -23,6 +23,7 @@ Accounting (slurmdbd) is required: job states come from ``sacct``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -41,6 +42,7 @@ from pytest_hetero.backends.slurm_script import (
 )
 from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import JobFailedError, SubmitError, TeardownError
+from pytest_hetero.launchers.base import LaunchContext, Rendezvous
 
 __all__ = ["DEADLINE_MARGIN_S", "SacctRow", "SlurmBackend", "SlurmJobHandle", "parse_sacct"]
 
@@ -123,6 +125,16 @@ class SlurmBackend(Backend):
     @property
     def command_timeout_s(self) -> float:
         return self._option("command_timeout_s", 30.0)
+
+    def launch_context(self) -> LaunchContext:
+        """srun reaches every node; the first node of the allocation hosts the rendezvous."""
+        rendezvous = Rendezvous(
+            per_node=("srun", "--ntasks-per-node=1", "--kill-on-bad-exit=1"),
+            nodes="$SLURM_JOB_NUM_NODES",
+            job_id="$SLURM_JOB_ID",
+            host='$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+        )
+        return dataclasses.replace(super().launch_context(), rendezvous=rendezvous)
 
     # -- submit -------------------------------------------------------------
     def render(self, spec: JobSpec) -> str:

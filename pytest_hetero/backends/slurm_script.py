@@ -16,7 +16,8 @@ resources.mem_gb                            ``--mem``
 accelerators per node (NVIDIA/AMD GPUs)     ``--gpus-per-node`` unless ``gres`` is given
 options.gres (``gpu:4``, ``cs:1``)          ``--gres``
 options.tasks_per_node                      ``--ntasks-per-node`` (default: accelerators
-                                            per node for srun/mpirun launchers, else 1)
+                                            per node for launchers that start one rank
+                                            per task (srun, mpirun), else 1)
 options.partition/account/qos/constraint/   the flag of the same name
 reservation/exclusive/gpus_per_node/signal
 options.sbatch_extra (``["--licenses=x"]``) one ``#SBATCH`` line each
@@ -39,9 +40,11 @@ from typing import Any
 
 from submitit.slurm.slurm import _make_sbatch_string
 
+from pytest_hetero.accelerators import accelerator_kind
 from pytest_hetero.backends.base import JobSpec
 from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import ConfigError
+from pytest_hetero.launchers import get_launcher_class
 from pytest_hetero.redact import is_secret_name
 
 __all__ = [
@@ -76,8 +79,6 @@ OPTIONS_SCHEMA: dict[str, Any] = {
 }
 
 _PASSED_THROUGH = ("partition", "account", "qos", "constraint", "gres")
-_GPU_KINDS = ("nvidia-gpu", "amd-gpu")
-_MULTI_TASK_LAUNCHERS = ("srun", "mpirun")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # submitit always asks for USR2 90 s before the limit, for its own checkpointing (a
 # benchmark does not handle it and would die early: at once under a 1-minute limit),
@@ -114,7 +115,7 @@ def time_limit_min(timeout_s: float) -> int:
 
 
 def _default_tasks_per_node(platform: Platform) -> int:
-    if platform.launcher.kind in _MULTI_TASK_LAUNCHERS and platform.accelerator.kind != "cpu":
+    if get_launcher_class(platform.launcher.kind).one_task_per_rank and platform.accelerator.kind != "cpu":
         return max(platform.accelerators_per_node, 1)  # one rank per accelerator
     return 1
 
@@ -123,7 +124,7 @@ def _gpus_per_node(platform: Platform) -> int | None:
     options = platform.backend.options
     if "gpus_per_node" in options:
         return int(options["gpus_per_node"]) or None
-    if "gres" in options or platform.accelerator.kind not in _GPU_KINDS:
+    if "gres" in options or not accelerator_kind(platform.accelerator.kind).slurm_gpu:
         return None
     return platform.accelerators_per_node or None
 

@@ -1,12 +1,15 @@
 """Load and validate platforms.yaml against the shipped JSON Schema.
 
 Every problem is reported at once, each with the file and the JSON path of
-the bad field (``platforms.yaml: $.platforms[1].backend.kind: 'slurmm' is
-not one of [...]``). Backend options are checked by the backend's own schema.
+the bad field (``platforms.yaml: $.platforms[1].backend.kind: unknown backend
+'slurmm'; known: fake, kubernetes, local, slurm``). The schema types every
+``kind`` as a string; the registries decide which names exist (plugins add
+theirs), and each backend and launcher checks its own ``options``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -14,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from pytest_hetero.accelerators import known_accelerator_kinds, unknown_accelerator_kind
+from pytest_hetero.backends.registry import BACKENDS
 from pytest_hetero.config.models import (
     Accelerator,
     BackendConfig,
@@ -23,7 +28,9 @@ from pytest_hetero.config.models import (
     Platform,
     Resources,
 )
-from pytest_hetero.errors import BackendUnavailableError, ConfigError
+from pytest_hetero.errors import ConfigError, UnavailableError
+from pytest_hetero.launchers import LAUNCHERS
+from pytest_hetero.registry import Registry
 from pytest_hetero.schemas import load_schema, schema_errors
 
 __all__ = [
@@ -70,12 +77,27 @@ def parse_catalogue(data: object, source: str) -> Catalogue:
     entries = data.get("platforms") if isinstance(data, dict) else None
     if isinstance(entries, list):  # every problem at once, even next to schema errors
         problems += [p for p in _semantic_problems(entries) if p not in problems]
+        problems.sort(key=lambda problem: _document_order(problem, entries))
     if problems:
         listing = "\n  ".join(problems)
         raise ConfigError(f"{source}: invalid platform catalogue ({len(problems)} problem(s)):\n  {listing}")
     assert isinstance(data, dict)
     platforms = tuple(_platform(entry, source) for entry in data["platforms"])
     return Catalogue(platforms=platforms, source=source)
+
+
+_ENTRY_FIELD = re.compile(r"^\$\.platforms\[(\d+)\](?:\.(\w+))?")
+
+
+def _document_order(problem: str, entries: list[Any]) -> tuple[int, int]:
+    """Problems in the order of the file: by platform, then by field as written."""
+    match = _ENTRY_FIELD.match(problem)
+    if match is None:
+        return (-1, 0)
+    index, key = int(match.group(1)), match.group(2)
+    entry = entries[index] if index < len(entries) else None
+    fields = list(entry) if isinstance(entry, dict) else []
+    return (index, fields.index(key) if key in fields else -1)
 
 
 def _semantic_problems(entries: list[Any]) -> Iterable[str]:
@@ -92,36 +114,31 @@ def _semantic_problems(entries: list[Any]) -> Iterable[str]:
             yield f"$.platforms[{index}].name: {name!r} is already used by $.platforms[{seen[name]}]"
         if isinstance(name, str):
             seen.setdefault(name, index)
-        yield from _backend_option_problems(entry.get("backend"), f"$.platforms[{index}].backend.options")
-        yield from _launcher_option_problems(entry.get("launcher"), f"$.platforms[{index}].launcher.options")
+        where = f"$.platforms[{index}]"
+        yield from _accelerator_problems(entry.get("accelerator"), f"{where}.accelerator.kind")
+        yield from _extension_problems(BACKENDS, entry.get("backend"), f"{where}.backend")
+        yield from _extension_problems(LAUNCHERS, entry.get("launcher"), f"{where}.launcher")
 
 
-def _options(section: object) -> tuple[str, object] | None:
-    """(kind, options) of a backend/launcher section that is readable enough to check."""
-    if not isinstance(section, dict) or not isinstance(section.get("kind"), str):
-        return None
-    return section["kind"], section.get("options", {})
-
-
-def _backend_option_problems(backend: object, path: str) -> list[str]:
-    from pytest_hetero.backends.registry import get_backend_class
-
-    found = _options(backend)
-    if found is None:
+def _accelerator_problems(section: object, path: str) -> list[str]:
+    kind = section.get("kind") if isinstance(section, dict) else None
+    if not isinstance(kind, str) or kind in known_accelerator_kinds():
         return []
+    return [f"{path}: {unknown_accelerator_kind(kind)}"]
+
+
+def _extension_problems(registry: Registry[Any], section: object, path: str) -> list[str]:
+    """A backend/launcher section: a registered kind, and options its class accepts."""
+    if not isinstance(section, dict) or not isinstance(section.get("kind"), str):
+        return []  # the schema reports it
+    kind = section["kind"]
+    if kind not in registry:
+        return [f"{path}.kind: {registry.unknown(kind)}"]
     try:
-        cls = get_backend_class(found[0])
-    except BackendUnavailableError:
+        cls = registry.get(kind)
+    except UnavailableError:
         return []  # reported when the platform is selected, not for every catalogue user
-    return schema_errors(found[1], cls.options_schema, prefix=path)
-
-
-def _launcher_option_problems(launcher: object, path: str) -> list[str]:
-    from pytest_hetero.launchers import launcher_option_schema
-
-    found = _options(launcher)
-    schema = launcher_option_schema(found[0]) if found else None
-    return schema_errors(found[1], schema, prefix=path) if found and schema else []
+    return schema_errors(section.get("options", {}), cls.options_schema, prefix=f"{path}.options")
 
 
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:

@@ -5,18 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
-
-AcceleratorKind = Literal["cpu", "nvidia-gpu", "amd-gpu", "graphcore-ipu", "cerebras"]
-BackendKind = Literal["local", "slurm", "kubernetes", "fake"]
-LauncherKind = Literal["python", "torchrun", "srun", "mpirun", "poprun", "cerebras"]
+from typing import Any
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
 class Accelerator:
-    kind: AcceleratorKind
+    kind: str  # a registered accelerator kind (pytest_hetero.accelerators)
     model: str = ""
     count_per_node: int = 1
     memory_gb: float | None = None
@@ -25,13 +21,13 @@ class Accelerator:
 
 @dataclass(frozen=True)
 class BackendConfig:
-    kind: BackendKind
+    kind: str  # a registered backend (pytest_hetero.backends.registry)
     options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
 
 @dataclass(frozen=True)
 class LauncherConfig:
-    kind: LauncherKind = "python"
+    kind: str = "python"  # a registered launcher (pytest_hetero.launchers)
     options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
 

@@ -108,7 +108,7 @@ def spec_for(platform: Platform) -> JobSpec:
         "HETERO_PLATFORM": platform.name,
         "HETERO_RUN_ID": IDENT.run_id,
     }
-    argv = tuple(get_launcher(platform).command(workload))
+    argv = tuple(get_launcher(platform).command(workload, KubernetesBackend(platform).launch_context()))
     return JobSpec(
         name="test_resnet50_tiny[a]",
         argv=argv,

@@ -75,7 +75,7 @@ def make_spec(workdir: Path, platform: Platform | None = None, **config: object)
     workload = Workload(name="tiny", command=(PYTHON, "-c", PROGRAM), config=config)
     return JobSpec(
         name=f"live-{workdir.name}",
-        argv=tuple(get_launcher(platform).command(workload)),
+        argv=tuple(get_launcher(platform).command(workload, SlurmBackend(platform).launch_context())),
         workdir=workdir / "job",
         platform=platform,
         env={"HETERO_WORKLOAD_CONFIG": workload.config_json},
@@ -211,7 +211,11 @@ def test_torchrun_rendezvous_across_two_nodes_from_the_slurm_environment(
         resources={"nodes": 2, "time_limit_min": 3},
     )
     workload = Workload(name="dist", command=(str(script),))
-    spec = replace(make_spec(slurm_dir, platform), argv=tuple(get_launcher(platform).command(workload)), timeout_s=180)
+    spec = replace(
+        make_spec(slurm_dir, platform),
+        argv=tuple(get_launcher(platform).command(workload, SlurmBackend(platform).launch_context())),
+        timeout_s=180,
+    )
     output = SlurmBackend(platform).run(spec)
     lines = sorted(line for line in output.stdout().splitlines() if line.startswith("rank "))
     assert [line.split(" on ")[0] for line in lines] == [f"rank {r} of 4" for r in range(4)], output.log_tail()

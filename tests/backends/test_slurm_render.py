@@ -25,7 +25,8 @@ from pytest_hetero.backends.slurm_script import render_batch_script, sbatch_para
 from pytest_hetero.config.loader import parse_catalogue
 from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import ConfigError, SubmitError
-from pytest_hetero.launchers import TorchrunLauncher, get_launcher
+from pytest_hetero.launchers import LaunchContext, get_launcher
+from pytest_hetero.launchers.builtin import TorchrunLauncher
 from pytest_hetero.workload import Workload
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden" / "slurm"
@@ -97,6 +98,11 @@ def platform_of(name: str, **entry: Any) -> Platform:
     return parse_catalogue(data, source="platforms.yaml").platforms[0]
 
 
+def slurm_argv(platform: Platform, workload: Workload) -> list[str]:
+    """The launcher's argv in the context the Slurm backend supplies."""
+    return get_launcher(platform).command(workload, SlurmBackend(platform).launch_context())
+
+
 def spec_for(platform: Platform, workdir: str = "/scratch/hetero/runs/golden") -> JobSpec:
     env = {
         "HETERO_WORKLOAD_CONFIG": WORKLOAD.config_json,
@@ -107,7 +113,7 @@ def spec_for(platform: Platform, workdir: str = "/scratch/hetero/runs/golden") -
     }
     return JobSpec(
         name=f"test_resnet50[{platform.name}]",
-        argv=tuple(get_launcher(platform).command(WORKLOAD)),
+        argv=tuple(slurm_argv(platform, WORKLOAD)),
         workdir=Path(workdir) / f"test_resnet50_{platform.name}",
         platform=platform,
         env=env,
@@ -280,19 +286,21 @@ def test_deadline_counts_from_the_start_of_the_job() -> None:
 
 def test_srun_and_mpirun_launchers() -> None:
     amd = SHAPES["amd-2node-srun"]
-    argv = get_launcher(platform_of("a", **amd)).command(WORKLOAD)
+    argv = slurm_argv(platform_of("a", **amd), WORKLOAD)
     assert argv[:4] == ["srun", "--kill-on-bad-exit=1", "--cpu-bind=closest", "python3"]
     mpi = platform_of("m", **{**amd, "launcher": {"kind": "mpirun", "options": {"np": 16, "extra_args": ["-x", "A"]}}})
-    assert get_launcher(mpi).command(WORKLOAD)[:6] == ["mpirun", "-np", "16", "-x", "A", "python3"]
+    assert slurm_argv(mpi, WORKLOAD)[:6] == ["mpirun", "-np", "16", "-x", "A", "python3"]
 
 
 def test_single_node_torchrun_is_unchanged() -> None:
     platform = platform_of("t", **SHAPES["nvidia-4gpu-torchrun"])
-    assert get_launcher(platform).command(WORKLOAD) == TorchrunLauncher(platform).command(WORKLOAD)
+    assert slurm_argv(platform, WORKLOAD) == TorchrunLauncher(platform).command(
+        WORKLOAD, LaunchContext(ranks_per_node=4)
+    )
 
 
 def test_multi_node_torchrun_takes_its_rendezvous_from_slurm() -> None:
-    argv = get_launcher(platform_of("t", **SHAPES["nvidia-2node-torchrun"])).command(WORKLOAD)
+    argv = slurm_argv(platform_of("t", **SHAPES["nvidia-2node-torchrun"]), WORKLOAD)
     assert argv[:5] == ["srun", "--ntasks-per-node=1", "--kill-on-bad-exit=1", "bash", "-c"]
     assert '--rdzv-endpoint="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1):29400"' in argv[5]
     assert argv[6:9] == ["python3", "--nproc-per-node=4", "-m"]

@@ -106,8 +106,8 @@ platforms:
     result.stderr.fnmatch_lines(
         [
             "*platforms.yaml: invalid platform catalogue (5 problem(s)):",
-            "*$.platforms[[]1[]].accelerator.kind: 'tpu' is not one of*",
-            "*$.platforms[[]1[]].backend.kind: 'slurmm' is not one of*",
+            "*$.platforms[[]1[]].accelerator.kind: unknown accelerator kind 'tpu'; known: amd-gpu, cerebras, cpu*",
+            "*$.platforms[[]1[]].backend.kind: unknown backend 'slurmm'; known: fake, kubernetes, local, slurm",
             "*$.platforms[[]1[]].resources.nodes: 0 is less than the minimum of 1*",
             "*$.platforms[[]2[]].name: 'ok' is already used by $.platforms[[]0[]]",
             "*$.platforms[[]2[]].backend.options: Additional properties are not allowed ('kill_grace' was unexpected)",

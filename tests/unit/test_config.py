@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_hetero.config import load_catalogue, parse_catalogue
+from pytest_hetero.config.loader import load_catalogue, parse_catalogue
 from pytest_hetero.errors import ConfigError, UnknownPlatformError
 from pytest_hetero.options import select_platforms
 

@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from pytest_hetero.backends.local import LocalBackend
 from pytest_hetero.config.models import Accelerator, BackendConfig, Environment, LauncherConfig, Platform
 from pytest_hetero.errors import ConfigError
 from pytest_hetero.launchers import get_launcher
@@ -24,8 +25,13 @@ def _platform(launcher: str, **options: object) -> Platform:
 WORKLOAD = Workload.builtin("resnet50", {"batch_size": 8})
 
 
+def argv_of(platform: Platform, workload: Workload) -> list[str]:
+    """The launcher's argv in the context the local backend supplies."""
+    return get_launcher(platform).command(workload, LocalBackend(platform).launch_context())
+
+
 def test_python_launcher_uses_the_venv() -> None:
-    argv = get_launcher(_platform("python")).command(WORKLOAD)
+    argv = argv_of(_platform("python"), WORKLOAD)
     assert argv == [
         "/opt/venv/bin/python",
         "-m",
@@ -36,7 +42,7 @@ def test_python_launcher_uses_the_venv() -> None:
 
 
 def test_torchrun_one_process_per_accelerator() -> None:
-    argv = get_launcher(_platform("torchrun")).command(WORKLOAD)
+    argv = argv_of(_platform("torchrun"), WORKLOAD)
     assert argv[:6] == [
         "/opt/venv/bin/python",
         "-m",
@@ -49,14 +55,14 @@ def test_torchrun_one_process_per_accelerator() -> None:
 
 
 def test_torchrun_runs_a_non_python_command_with_no_python() -> None:
-    argv = get_launcher(_platform("torchrun", nproc_per_node=2)).command(Workload(name="w", command=("./bench", "--x")))
+    argv = argv_of(_platform("torchrun", nproc_per_node=2), Workload(name="w", command=("./bench", "--x")))
     assert argv[-3:] == ["--no-python", "./bench", "--x"]
     assert "--nproc-per-node=2" in argv
 
 
 def test_local_platform_defaults_to_this_interpreter() -> None:
     platform = Platform(name="l", accelerator=Accelerator(kind="cpu"), backend=BackendConfig(kind="local"))
-    assert get_launcher(platform).command(Workload(name="w", command=("x.py",)))[0] == sys.executable
+    assert argv_of(platform, Workload(name="w", command=("x.py",)))[0] == sys.executable
 
 
 def test_config_hash_changes_with_config_only() -> None:
@@ -73,7 +79,7 @@ def test_unknown_builtin_workload() -> None:
 EXPORTS = {
     "pytest_hetero": ["__version__"],
     "pytest_hetero.errors": [
-        "BackendUnavailableError",
+        "UnavailableError",
         "CheckError",
         "CollectError",
         "ConfigError",
