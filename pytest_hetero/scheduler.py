@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from pytest_hetero.backends.base import Backend, JobHandle, JobSpec, JobState
+from pytest_hetero.backends.base import Backend, JobHandle, JobOutput, JobSpec, JobState, raise_for_state
 from pytest_hetero.errors import HeteroError, JobTimeoutError
 
-__all__ = ["Job", "Scheduler"]
+__all__ = ["Job", "Scheduler", "run_job", "wait_for_handle"]
 
 Tick = Callable[["Job", float], None]
 
@@ -54,6 +54,11 @@ class Scheduler:
         """Queue jobs for submission ahead of their tests, in order."""
         self._queue.extend(jobs)
         self.fill()
+
+    def adopt(self, job: Job) -> None:
+        """Track a job submitted elsewhere (it has a handle) as active."""
+        assert job.handle is not None
+        self._active.append(job)
 
     def fill(self) -> None:
         """Submit queued jobs while their platform has a free slot."""
@@ -143,3 +148,32 @@ class Scheduler:
             job.state = JobState.CANCELLED
         self._active.clear()
         return cancelled
+
+
+def wait_for_handle(backend: Backend, handle: JobHandle) -> Job:
+    """Wait, through the scheduler's loop, for a job already submitted to ``backend``."""
+    job = Job(handle.job_id, handle.spec, handle=handle, submitted_at=handle.submitted_at)
+    scheduler = Scheduler(lambda _spec: backend)
+    scheduler.adopt(job)
+    return scheduler.wait_for(job)
+
+
+def run_job(backend: Backend, spec: JobSpec) -> JobOutput:
+    """One job on ``backend`` from submission to output, outside a pytest session.
+
+    Submits, waits through the scheduler's loop, collects, and raises the stage
+    error of a bad end state; an error or interrupt on the way cancels the job.
+    """
+    scheduler = Scheduler(lambda _spec: backend)
+    job = Job(spec.name, spec)
+    try:
+        scheduler.wait_for(job)
+    except BaseException:
+        scheduler.shutdown()
+        raise
+    if job.error is not None:
+        raise job.error
+    assert job.handle is not None
+    output = backend.collect(job.handle)
+    raise_for_state(output)
+    return output
