@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from pytest_hetero.errors import ConfigError
+from pytest_hetero.jobs import Benchmark, case_key
 from pytest_hetero.markers import MARKER, Declaration, incompatibility, read_marker
-from pytest_hetero.session import BENCH_KEY, Benchmark, HeteroSession, case_key
+from pytest_hetero.session import BENCH_KEY, HeteroSession
 
 __all__ = ["PARAM", "attach_benchmarks", "parametrize"]
 

@@ -8,10 +8,12 @@ from typing import Any, NoReturn
 import pytest
 
 from pytest_hetero.config.models import Platform
+from pytest_hetero.jobs import Benchmark
 from pytest_hetero.markers import Declaration
 from pytest_hetero.reporting.junit import junit_properties
 from pytest_hetero.results import BenchmarkResult
-from pytest_hetero.session import BENCH_KEY, RESULT_KEY, SESSION_KEY, Benchmark
+from pytest_hetero.session import BENCH_KEY, RESULT_KEY, SESSION_KEY
+from pytest_hetero.stages import run_benchmark
 from pytest_hetero.workload import Workload
 
 __all__ = ["_hetero_platform", "hetero_platform", "hetero_result", "hetero_run"]
@@ -26,7 +28,7 @@ def _hetero_platform(request: pytest.FixtureRequest) -> Platform | None:
     session = request.config.stash[SESSION_KEY]
     if session.options.dry_run:
         pytest.skip("--hetero-dry-run: nothing submitted")
-    result = session.run(request.node, bench)
+    result = run_benchmark(session, request.node, bench)
     request.node.stash[RESULT_KEY] = result
     request.node.user_properties.extend(junit_properties(result))
     platform: Platform = bench.platform
@@ -79,6 +81,6 @@ def hetero_run(request: pytest.FixtureRequest) -> Callable[..., BenchmarkResult]
             test_key=f"{request.node.path.name}::{request.node.name}#{next(counter)}",
             references_path=request.node.path.parent / "references.yaml",
         )
-        return session.run(request.node, sub, track=False)
+        return run_benchmark(session, request.node, sub, track=False)
 
     return run

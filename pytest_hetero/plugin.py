@@ -24,6 +24,7 @@ from pytest_hetero.pybench import fixture_stats
 from pytest_hetero.reporting.junit import junit_properties
 from pytest_hetero.results import BenchmarkResult
 from pytest_hetero.session import BENCH_KEY, RESULT_KEY, SESSION_KEY, HeteroSession
+from pytest_hetero.stages import benchmark_fixture_result
 
 __all__ = ["_hetero_platform", "hetero_platform", "hetero_result", "hetero_run"]
 
@@ -110,7 +111,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     outcome = yield
     metadata = fixture_stats(item) if result is None else None
     if metadata is not None:  # a pytest-benchmark test: its statistics are checked like any metric
-        result = item.config.stash[SESSION_KEY].benchmark_fixture_result(item, metadata)
+        result = benchmark_fixture_result(item.config.stash[SESSION_KEY], item, metadata)
         item.stash[RESULT_KEY] = result
         item.user_properties.extend(junit_properties(result))
         if result.error is not None:

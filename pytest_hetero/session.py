@@ -1,56 +1,40 @@
-"""HeteroSession: the plugin's state for one pytest run, kept in ``config.stash``."""
+"""HeteroSession: the plugin's state for one pytest run, kept in ``config.stash``.
+
+It holds what lives as long as the run: the selected platforms and their
+backends, the scheduler with the jobs planned ahead, the reference books, the
+history baseline, and the records gathered for the reports. The work of one
+benchmark is :mod:`pytest_hetero.stages`; its job spec is :mod:`pytest_hetero.jobs`.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import re
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_hetero.backends.base import Backend, JobSpec, JobState, raise_for_state
-from pytest_hetero.check.gate import HistoryBaseline, MetricComparison, compare_record
-from pytest_hetero.check.references import ReferenceBook, judge, load_references
+from pytest_hetero.backends.base import Backend, JobSpec, JobState
+from pytest_hetero.check.gate import HistoryBaseline
+from pytest_hetero.check.references import ReferenceBook, load_references
 from pytest_hetero.config.models import Catalogue, Platform
-from pytest_hetero.errors import CheckError, CollectError, ConfigError, HeteroError, Stage, StageError
+from pytest_hetero.errors import ConfigError, HeteroError
 from pytest_hetero.history import HistoryStore, open_store
-from pytest_hetero.launchers import get_launcher
-from pytest_hetero.markers import Declaration
-from pytest_hetero.metrics import MetricsRecord, combine_repeats, parse_metrics_record
+from pytest_hetero.jobs import Benchmark, build_jobspec, job_workdir, will_skip
 from pytest_hetero.options import HeteroOptions
 from pytest_hetero.progress import Progress
 from pytest_hetero.provenance import host_provenance
-from pytest_hetero.pybench import fixture_metrics, fixture_workload, machine_info
-from pytest_hetero.redact import scrub, secret_values
+from pytest_hetero.pybench import machine_info
 from pytest_hetero.results import BenchmarkResult
 from pytest_hetero.scheduler import Job, Scheduler
 
-__all__ = ["BENCH_KEY", "RESULT_KEY", "SESSION_KEY", "Benchmark", "HeteroSession"]
-
-
-@dataclass(frozen=True)
-class Benchmark:
-    """One collected item's benchmark: declaration × platform."""
-
-    declaration: Declaration
-    platform: Platform
-    test_key: str
-    references_path: Path
+__all__ = ["BENCH_KEY", "RESULT_KEY", "SESSION_KEY", "HeteroSession"]
 
 
 SESSION_KEY = pytest.StashKey["HeteroSession"]()
 BENCH_KEY = pytest.StashKey[Benchmark]()
 RESULT_KEY = pytest.StashKey[BenchmarkResult]()
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:120]
 
 
 class HeteroSession:
@@ -75,7 +59,7 @@ class HeteroSession:
         self._books: dict[Path, ReferenceBook] = {}
         self._jobs: dict[str, list[Job]] = {}
         self._running: dict[str, BenchmarkResult] = {}
-        self.scheduler = Scheduler(self.backend_for)
+        self.scheduler = Scheduler(lambda spec: self.backend_for(spec.platform))
         self.progress = Progress(config)
         self._provenance: dict[str, Any] | None = None
         self.history: HistoryStore | None = open_store(options.history) if options.history else None
@@ -87,8 +71,7 @@ class HeteroSession:
         return HistoryBaseline(self.history, self.options.compare, exclude_run_id=self.run_id)
 
     # -- backends -------------------------------------------------------
-    def backend_for(self, spec_or_platform: JobSpec | Platform) -> Backend:
-        platform = spec_or_platform.platform if isinstance(spec_or_platform, JobSpec) else spec_or_platform
+    def backend_for(self, platform: Platform) -> Backend:
         backend = self._backends.get(platform.name)
         if backend is None:
             backend = self.config.hook.pytest_hetero_make_backend(platform=platform, config=self.config)
@@ -105,36 +88,8 @@ class HeteroSession:
 
     # -- jobs -------------------------------------------------------------
     def jobspec(self, item: pytest.Item, bench: Benchmark, repeat: int = 0) -> JobSpec:
-        platform, workload = bench.platform, bench.declaration.workload
-        timeout_s = platform.time_limit_s
-        if bench.declaration.timeout_min is not None:
-            timeout_s = min(timeout_s, bench.declaration.timeout_min * 60.0)
-        env = {
-            "HETERO_WORKLOAD_CONFIG": workload.config_json,
-            "HETERO_PLATFORM": platform.name,
-            "HETERO_ACCELERATOR_KIND": platform.accelerator.kind,
-            "HETERO_ACCELERATORS_PER_NODE": str(platform.accelerators_per_node),
-            "HETERO_RUN_ID": self.run_id,
-            "HETERO_PEAK_TFLOPS_JSON": json.dumps(dict(platform.accelerator.peak_tflops)),
-            **{f"HETERO_DATA_{_slug(k).upper()}": v for k, v in platform.data_roots.items()},
-        }
-        spec = JobSpec(
-            name=f"{bench.test_key.rsplit('::', 1)[-1]}[{platform.name}]",
-            argv=tuple(get_launcher(platform).command(workload, self.backend_for(platform).launch_context())),
-            workdir=self._workdir(item, repeat),
-            platform=platform,
-            env=env,
-            timeout_s=timeout_s,
-            cwd=item.path.parent,
-        )
-        modified = self.config.hook.pytest_hetero_modify_jobspec(spec=spec, item=item)
-        return modified if isinstance(modified, JobSpec) else spec
-
-    def _workdir(self, item: pytest.Item, repeat: int) -> Path:
-        # Readable, and unique even when long node ids share their first 100 characters.
-        digest = hashlib.sha256(item.nodeid.encode()).hexdigest()[:8]
-        base = (self.run_dir / f"{_slug(item.nodeid)[:100]}-{digest}").absolute()
-        return base / f"repeat-{repeat + 1}" if self.options.repeat > 1 else base
+        workdir = job_workdir(self.run_dir, item, repeat, self.options.repeat)
+        return build_jobspec(item, bench, self.backend_for(bench.platform), run_id=self.run_id, workdir=workdir)
 
     def _new_jobs(self, item: pytest.Item, bench: Benchmark) -> list[Job]:
         return [Job(f"{item.nodeid}#{r}", self.jobspec(item, bench, r)) for r in range(self.options.repeat)]
@@ -146,7 +101,7 @@ class HeteroSession:
         planned = []
         for item in items:
             bench = item.stash.get(BENCH_KEY, None)
-            if bench is None or _will_skip(item):
+            if bench is None or will_skip(item):
                 continue
             try:
                 jobs = self._new_jobs(item, bench)
@@ -156,123 +111,17 @@ class HeteroSession:
             planned.extend(jobs)
         self.scheduler.plan(planned)
 
-    def run(self, item: pytest.Item, bench: Benchmark, *, track: bool = True) -> BenchmarkResult:
-        """Run (or wait for) the item's job and collect, parse and check it.
+    def jobs_for(self, item: pytest.Item, bench: Benchmark) -> list[Job]:
+        """The item's jobs: planned ahead, or made now (xdist workers, ``hetero_run``)."""
+        return self._jobs.pop(item.nodeid, None) or self._new_jobs(item, bench)
 
-        ``track``: recorded as interrupted if the session ends first (off for ``hetero_run``).
-        """
-        result = BenchmarkResult(
-            nodeid=item.nodeid,
-            test_key=bench.test_key,
-            platform=bench.platform,
-            workload=bench.declaration.workload,
-            workdir="",
-            references_file=str(bench.references_path),
-        )
-        if track:
-            self._running[item.nodeid] = result
-        try:
-            self._run_stages(item, bench, result)
-        except StageError as exc:
-            result.error, result.failed_stage = self._scrubbed(str(exc), result), exc.stage.value
-        except HeteroError as exc:
-            result.error, result.failed_stage = str(exc), Stage.PROVISION.value
-        finally:
-            self.progress.clear()
-        return result
+    def discard(self, jobs: list[Job]) -> None:
+        """Drop jobs no longer wanted; the ones cancelled are listed in the report."""
+        self.cancelled_jobs += [job.handle.job_id for job in self.scheduler.discard(jobs) if job.handle]
 
-    def _run_stages(self, item: pytest.Item, bench: Benchmark, result: BenchmarkResult) -> None:
-        timings = result.stage_timings_s
-        started = time.monotonic()
-        jobs = self._jobs.pop(item.nodeid, None) or self._new_jobs(item, bench)
-        spec = jobs[0].spec
-        result.workdir = str(spec.workdir.parent if len(jobs) > 1 else spec.workdir)
-        result.argv, result.env = list(spec.argv), {**spec.platform.environment.env, **spec.env}
-        timings["provision"] = time.monotonic() - started
-        records: list[MetricsRecord] = []
-        try:
-            for job in jobs:
-                records.append(self._finish_job(job, result))
-        except BaseException:
-            # The repeats still queued or running are of no use now.
-            self.cancelled_jobs += [job.handle.job_id for job in self.scheduler.discard(jobs) if job.handle]
-            raise
-        finally:  # what was measured is kept, even when a later repeat failed
-            if records:
-                result.metrics = combine_repeats([r.metrics for r in records])
-                result.workload_info = dict(records[-1].extra)
-        timings["wait"] = time.monotonic() - started - timings["provision"] - timings["collect"]
-        self._check(bench, result)
-
-    def _finish_job(self, job: Job, result: BenchmarkResult) -> MetricsRecord:
-        """Wait for one job, note where its logs are, collect and parse it."""
-        result.log_paths = {"stdout": str(job.spec.stdout_path), "stderr": str(job.spec.stderr_path)}
-        job = self.scheduler.wait_for(job, on_tick=self.progress)
-        result.stage_timings_s["launch"] = result.stage_timings_s.get("launch", 0.0) + job.submit_s
-        if job.handle is not None:
-            result.job_ids.append(job.handle.job_id)
-        if job.error is not None:
-            raise job.error
-        started = time.monotonic()
-        record = self._collect(job, result)
-        result.stage_timings_s["collect"] = result.stage_timings_s.get("collect", 0.0) + time.monotonic() - started
-        return record
-
-    def _collect(self, job: Job, result: BenchmarkResult) -> MetricsRecord:
-        assert job.handle is not None
-        output = self.backend_for(job.spec).collect(job.handle)
-        result.state, result.exit_code = output.state.value, output.exit_code
-        result.log_paths.update(output.artifacts)
-        raise_for_state(output)
-        try:
-            return parse_metrics_record(output.stdout(), output.stdout_path)
-        except CollectError as exc:  # the log says why the record is missing or malformed
-            raise CollectError(exc.message, job_id=output.job_id, log_tail=output.log_tail()) from exc
-
-    def benchmark_fixture_result(self, item: pytest.Item, metadata: Any) -> BenchmarkResult:
-        """A pytest-benchmark ``benchmark`` test as a record: its statistics, checked like any metric."""
-        workload = fixture_workload(item, metadata)
-        bench = Benchmark(
-            declaration=Declaration(workload=workload),
-            platform=self.catalogue.get("local"),
-            test_key=case_key(item, None),
-            references_path=item.path.parent / "references.yaml",
-        )
-        result = BenchmarkResult(item.nodeid, bench.test_key, bench.platform, workload, "")
-        result.references_file = str(bench.references_path)
-        result.metrics = fixture_metrics(metadata)
-        try:
-            self._check(bench, result)
-        except StageError as exc:
-            result.error, result.failed_stage = str(exc), exc.stage.value
-        return result
-
-    def _check(self, bench: Benchmark, result: BenchmarkResult) -> None:
-        started = time.monotonic()
-        if not self.options.update_references:
-            try:
-                book = self.book(bench.references_path)
-            except ConfigError as exc:
-                raise CheckError(str(exc)) from exc
-            refs = book.lookup(bench.test_key, bench.platform.name)
-            result.verdicts = judge(result.metrics, refs, bench.platform.name, self.options.require_references)
-        if self.baseline is not None:
-            result.comparisons = self._compare(result)
-        result.stage_timings_s["check"] = time.monotonic() - started
-
-    def _compare(self, result: BenchmarkResult) -> list[MetricComparison]:
-        assert self.baseline is not None
-        record = result.to_record("passed", {})
-        try:
-            return compare_record(
-                record, self.baseline, min_effect=self.options.min_effect, exprs=self.options.compare_fail
-            )
-        except HeteroError as exc:
-            raise CheckError(f"comparison with {self.baseline.description} failed: {exc}") from exc
-
-    def _scrubbed(self, text: str, result: BenchmarkResult) -> str:
-        # The inherited environment too: the local backend passes it on, CI secrets included.
-        return scrub(text, secret_values({**os.environ, **result.platform.environment.env, **result.env}))
+    def track(self, nodeid: str, result: BenchmarkResult) -> None:
+        """Record ``result`` as interrupted should the session end before its test does."""
+        self._running[nodeid] = result
 
     def book(self, path: Path) -> ReferenceBook:
         if path not in self._books:
@@ -304,23 +153,4 @@ class HeteroSession:
 
     def dry_run_text(self, item: pytest.Item, bench: Benchmark) -> str:
         spec = self.jobspec(item, bench)
-        return self.backend_for(spec).render(spec)
-
-
-def case_key(item: pytest.Item, platform: str | None) -> str:
-    """``file.py::test[params]`` without the platform id: the key of references and history."""
-    name = getattr(item, "originalname", item.name)
-    params = item.name[len(name) + 1 : -1] if item.name != name else ""
-    if platform and params == platform:
-        params = ""
-    elif platform and params.endswith(f"-{platform}"):
-        params = params[: -len(platform) - 1]
-    elif platform and params.startswith(f"{platform}-"):
-        params = params[len(platform) + 1 :]
-    return f"{item.path.name}::{name}" + (f"[{params}]" if params else "")
-
-
-def _will_skip(item: pytest.Item) -> bool:
-    if item.get_closest_marker("skip") is not None:
-        return True
-    return any(m.args and m.args[0] is True for m in item.iter_markers("skipif"))
+        return self.backend_for(spec.platform).render(spec)

@@ -8,12 +8,13 @@ hash are compared; every record left out is named in a note saying why.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pytest_hetero.check.statistics import Comparison, ExprCheck, RegressionExpr, check_regression_expr, compare
 from pytest_hetero.history import HistoryStore, Selection, metric_samples
+from pytest_hetero.metrics import Metric
 
 __all__ = [
     "Baseline",
@@ -21,9 +22,30 @@ __all__ = [
     "HistoryBaseline",
     "MetricComparison",
     "ReportBaseline",
+    "Series",
+    "compare_metrics",
     "compare_record",
     "run_gate",
 ]
+
+
+@dataclass(frozen=True)
+class Series:
+    """What a baseline is looked up by: a test on a platform running one workload config."""
+
+    test: str
+    platform: str
+    config_hash: str
+    nodeid: str = ""
+
+    @classmethod
+    def of_record(cls, record: dict[str, Any]) -> Series:
+        """The series of a report record (JSON)."""
+        return cls(record["test"], record["platform"]["name"], record["workload"]["config_hash"], record["nodeid"])
+
+    @property
+    def where(self) -> str:
+        return f"{self.test} on {self.platform}"
 
 
 @dataclass(frozen=True)
@@ -93,8 +115,8 @@ class GateResult:
 class Baseline(Protocol):
     description: str
 
-    def lookup(self, record: dict[str, Any], metric: str) -> tuple[list[float], str]:
-        """The baseline samples for one metric of a current record, or ``([], why not)``."""
+    def lookup(self, series: Series, metric: str) -> tuple[list[float], str]:
+        """The baseline samples of one metric of a series, or ``([], why not)``."""
 
 
 class ReportBaseline:
@@ -107,12 +129,12 @@ class ReportBaseline:
         for r in report["results"]:
             self.by_test.setdefault(_where(r), []).append(r)
 
-    def lookup(self, record: dict[str, Any], metric: str) -> tuple[list[float], str]:
-        where = "{} on {}".format(*_where(record))
-        found = self._match(record)
+    def lookup(self, series: Series, metric: str) -> tuple[list[float], str]:
+        where = series.where
+        found = self._match(series)
         if found is None:
             return [], f"{where}: not in the baseline run; not compared"
-        current_hash, baseline_hash = record["workload"]["config_hash"], found["workload"]["config_hash"]
+        current_hash, baseline_hash = series.config_hash, found["workload"]["config_hash"]
         if current_hash != baseline_hash:
             return [], f"{where}: workload config hash {current_hash} ≠ {baseline_hash} in the baseline; not compared"
         base_metric = found["metrics"].get(metric)
@@ -120,13 +142,12 @@ class ReportBaseline:
             return [], f"{where}: {metric} has no value in the baseline; not compared"
         return metric_samples(base_metric), ""
 
-    def _match(self, record: dict[str, Any]) -> dict[str, Any] | None:
-        same: dict[str, Any] | None = self.by_nodeid.get(record["nodeid"])
-        if same is not None and _where(same) == _where(record):
+    def _match(self, series: Series) -> dict[str, Any] | None:
+        same: dict[str, Any] | None = self.by_nodeid.get(series.nodeid)
+        if same is not None and _where(same) == (series.test, series.platform):
             return same
-        candidates = self.by_test.get(_where(record), [])
-        config_hash = record["workload"]["config_hash"]
-        matching = [c for c in candidates if c["workload"]["config_hash"] == config_hash]
+        candidates = self.by_test.get((series.test, series.platform), [])
+        matching = [c for c in candidates if c["workload"]["config_hash"] == series.config_hash]
         best = matching or candidates
         return best[0] if best else None
 
@@ -151,8 +172,8 @@ class HistoryBaseline:
         self.store, self.selection, self.exclude_run_id = store, selection, exclude_run_id
         self.description = f"history {store.description} ({selection})"
 
-    def lookup(self, record: dict[str, Any], metric: str) -> tuple[list[float], str]:
-        test, platform, config_hash = record["test"], record["platform"]["name"], record["workload"]["config_hash"]
+    def lookup(self, series: Series, metric: str) -> tuple[list[float], str]:
+        test, platform, config_hash = series.test, series.platform, series.config_hash
         found = self.store.samples(
             test, platform, metric, config_hash, self.selection, exclude_run_id=self.exclude_run_id
         )
@@ -169,6 +190,30 @@ class HistoryBaseline:
         return [], f"{where}: {metric} has no earlier run in the history ({self.selection}); not compared"
 
 
+def compare_metrics(
+    series: Series,
+    metrics: Iterable[Metric],
+    baseline: Baseline,
+    *,
+    min_effect: float = 0.05,
+    alpha: float = 0.05,
+    exprs: Sequence[RegressionExpr] = (),
+) -> list[MetricComparison]:
+    """Compare every gated, measured metric of one series with its baseline (the plugin, per test)."""
+    rows = []
+    for metric in sorted(metrics, key=lambda m: m.name):
+        current = list(metric.samples) or ([] if metric.value is None else [metric.value])
+        if not current or not metric.gated:
+            continue
+        base, note = baseline.lookup(series, metric.name)
+        higher = metric.higher_is_better
+        result = compare(current, base, higher, min_effect=min_effect, alpha=alpha, name=metric.name, unit=metric.unit)
+        checks = tuple(check_regression_expr(e, current, base, higher) for e in exprs) if base else ()
+        key = (series.test, series.platform, metric.name, metric.unit, series.config_hash)
+        rows.append(MetricComparison(*key, result, checks, note))
+    return rows
+
+
 def compare_record(
     record: dict[str, Any],
     baseline: Baseline,
@@ -177,19 +222,15 @@ def compare_record(
     alpha: float = 0.05,
     exprs: Sequence[RegressionExpr] = (),
 ) -> list[MetricComparison]:
-    """Compare every measured metric of one report record (the plugin calls this per test)."""
-    rows = []
-    for name, metric in sorted(record["metrics"].items()):
-        current = metric_samples(metric)
-        if not current or metric.get("gated") is False:
-            continue
-        base, note = baseline.lookup(record, name)
-        higher = bool(metric["higher_is_better"])
-        result = compare(current, base, higher, min_effect=min_effect, alpha=alpha, name=name, unit=metric["unit"])
-        checks = tuple(check_regression_expr(e, current, base, higher) for e in exprs) if base else ()
-        key = (record["test"], record["platform"]["name"], name, metric["unit"], record["workload"]["config_hash"])
-        rows.append(MetricComparison(*key, result, checks, note))
-    return rows
+    """Compare every measured metric of one report record (JSON, as the CLI reads it)."""
+    metrics = [_metric(name, entry) for name, entry in record["metrics"].items()]
+    return compare_metrics(Series.of_record(record), metrics, baseline, min_effect=min_effect, alpha=alpha, exprs=exprs)
+
+
+def _metric(name: str, entry: dict[str, Any]) -> Metric:
+    samples = tuple(metric_samples(entry))
+    value = entry.get("value")
+    return Metric(name, value, entry["unit"], bool(entry["higher_is_better"]), samples, None, entry.get("gated", True))
 
 
 def run_gate(

@@ -255,6 +255,8 @@ EXPORTS = {
         "HistoryBaseline",
         "MetricComparison",
         "ReportBaseline",
+        "Series",
+        "compare_metrics",
         "compare_record",
         "run_gate",
     ],

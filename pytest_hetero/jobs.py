@@ -1,0 +1,95 @@
+"""From a collected test to the job a backend runs: :class:`Benchmark` -> :class:`JobSpec`.
+
+A benchmark item is a declaration (the ``hetero`` marker) on one platform. Its
+job spec carries the launcher's argv (in the backend's launch context), the
+environment of the plugin↔workload contract
+(:func:`pytest_hetero.workloads.protocol.job_environment`), a work directory
+unique to the item and repeat, and the time limit; a conftest may still change
+it through ``pytest_hetero_modify_jobspec``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pytest_hetero.backends.base import Backend, JobSpec
+from pytest_hetero.config.models import Platform
+from pytest_hetero.launchers import get_launcher
+from pytest_hetero.markers import Declaration
+from pytest_hetero.workloads.protocol import job_environment
+
+__all__ = ["Benchmark", "build_jobspec", "case_key", "job_workdir", "will_skip"]
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One collected item's benchmark: declaration × platform."""
+
+    declaration: Declaration
+    platform: Platform
+    test_key: str
+    references_path: Path
+
+
+def build_jobspec(item: pytest.Item, bench: Benchmark, backend: Backend, *, run_id: str, workdir: Path) -> JobSpec:
+    """The job of ``bench`` on its platform's ``backend``, after the modify-jobspec hook."""
+    platform, workload = bench.platform, bench.declaration.workload
+    timeout_s = platform.time_limit_s
+    if bench.declaration.timeout_min is not None:
+        timeout_s = min(timeout_s, bench.declaration.timeout_min * 60.0)
+    env = job_environment(
+        config_json=workload.config_json,
+        platform=platform.name,
+        accelerator_kind=platform.accelerator.kind,
+        accelerators_per_node=platform.accelerators_per_node,
+        run_id=run_id,
+        peak_tflops=platform.accelerator.peak_tflops,
+        data_roots=platform.data_roots,
+    )
+    spec = JobSpec(
+        name=f"{bench.test_key.rsplit('::', 1)[-1]}[{platform.name}]",
+        argv=tuple(get_launcher(platform).command(workload, backend.launch_context())),
+        workdir=workdir,
+        platform=platform,
+        env=env,
+        timeout_s=timeout_s,
+        cwd=item.path.parent,
+    )
+    modified = item.config.hook.pytest_hetero_modify_jobspec(spec=spec, item=item)
+    return modified if isinstance(modified, JobSpec) else spec
+
+
+def job_workdir(run_dir: Path, item: pytest.Item, repeat: int, repeats: int) -> Path:
+    """Readable, and unique even when long node ids share their first 100 characters."""
+    digest = hashlib.sha256(item.nodeid.encode()).hexdigest()[:8]
+    base = (run_dir / f"{_slug(item.nodeid)[:100]}-{digest}").absolute()
+    return base / f"repeat-{repeat + 1}" if repeats > 1 else base
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:120]
+
+
+def case_key(item: pytest.Item, platform: str | None) -> str:
+    """``file.py::test[params]`` without the platform id: the key of references and history."""
+    name = getattr(item, "originalname", item.name)
+    params = item.name[len(name) + 1 : -1] if item.name != name else ""
+    if platform and params == platform:
+        params = ""
+    elif platform and params.endswith(f"-{platform}"):
+        params = params[: -len(platform) - 1]
+    elif platform and params.startswith(f"{platform}-"):
+        params = params[len(platform) + 1 :]
+    return f"{item.path.name}::{name}" + (f"[{params}]" if params else "")
+
+
+def will_skip(item: pytest.Item) -> bool:
+    """Skipped for sure: no job is submitted ahead for it."""
+    if item.get_closest_marker("skip") is not None:
+        return True
+    return any(m.args and m.args[0] is True for m in item.iter_markers("skipif"))

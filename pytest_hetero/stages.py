@@ -1,0 +1,180 @@
+"""The stages of one benchmark, one function each, timed in one place.
+
+::
+
+    provision  the item's jobs: planned ahead by the session, or made now
+    launch     submission (done by the scheduler, ahead of the test; its time is the jobs' submit time)
+    wait       the scheduler's loop until every repeat has finished
+    collect    the backend's output, parsed into metrics (a bad end state fails here with the log tail)
+    check      references and the regression gate
+
+Every failure is a :class:`~pytest_hetero.errors.StageError` naming its
+stage; what was measured before a failure is kept in the result.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_hetero.backends.base import raise_for_state
+from pytest_hetero.check.gate import MetricComparison, Series, compare_metrics
+from pytest_hetero.check.references import judge
+from pytest_hetero.errors import CheckError, CollectError, ConfigError, HeteroError, Stage, StageError
+from pytest_hetero.jobs import Benchmark, case_key
+from pytest_hetero.markers import Declaration
+from pytest_hetero.metrics import MetricsRecord, combine_repeats, parse_metrics_record
+from pytest_hetero.pybench import fixture_metrics, fixture_workload
+from pytest_hetero.redact import scrub, secret_values
+from pytest_hetero.results import BenchmarkResult
+
+if TYPE_CHECKING:
+    from pytest_hetero.scheduler import Job
+    from pytest_hetero.session import HeteroSession
+
+__all__ = ["benchmark_fixture_result", "check", "run_benchmark"]
+
+
+@contextmanager
+def timed(result: BenchmarkResult, stage: Stage) -> Iterator[None]:
+    """Add the time spent in the block to ``stage``'s total (repeats add up)."""
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        timings = result.stage_timings_s
+        timings[stage.value] = timings.get(stage.value, 0.0) + time.monotonic() - started
+
+
+def run_benchmark(
+    session: HeteroSession, item: pytest.Item, bench: Benchmark, *, track: bool = True
+) -> BenchmarkResult:
+    """Run (or wait for) the item's jobs, collect, parse and check them.
+
+    ``track``: recorded as interrupted if the session ends first (off for ``hetero_run``).
+    """
+    result = BenchmarkResult(
+        nodeid=item.nodeid,
+        test_key=bench.test_key,
+        platform=bench.platform,
+        workload=bench.declaration.workload,
+        workdir="",
+        references_file=str(bench.references_path),
+    )
+    if track:
+        session.track(item.nodeid, result)
+    try:
+        _run_stages(session, item, bench, result)
+    except StageError as exc:
+        result.error, result.failed_stage = _scrubbed(str(exc), result), exc.stage.value
+    except HeteroError as exc:
+        result.error, result.failed_stage = str(exc), Stage.PROVISION.value
+    finally:
+        session.progress.clear()
+    return result
+
+
+def _run_stages(session: HeteroSession, item: pytest.Item, bench: Benchmark, result: BenchmarkResult) -> None:
+    with timed(result, Stage.PROVISION):
+        jobs = session.jobs_for(item, bench)
+        spec = jobs[0].spec
+        result.workdir = str(spec.workdir.parent if len(jobs) > 1 else spec.workdir)
+        result.argv, result.env = list(spec.argv), {**spec.platform.environment.env, **spec.env}
+    for stage in (Stage.LAUNCH, Stage.WAIT, Stage.COLLECT):
+        result.stage_timings_s.setdefault(stage.value, 0.0)
+    records: list[MetricsRecord] = []
+    try:
+        for job in jobs:
+            records.append(_finish_job(session, job, result))
+    except BaseException:
+        session.discard(jobs)  # the repeats still queued or running are of no use now
+        raise
+    finally:  # what was measured is kept, even when a later repeat failed
+        if records:
+            result.metrics = combine_repeats([r.metrics for r in records])
+            result.workload_info = dict(records[-1].extra)
+    check(session, bench, result)
+
+
+def _finish_job(session: HeteroSession, job: Job, result: BenchmarkResult) -> MetricsRecord:
+    """Wait for one job, note where its logs are, collect and parse it."""
+    result.log_paths = {"stdout": str(job.spec.stdout_path), "stderr": str(job.spec.stderr_path)}
+    with timed(result, Stage.WAIT):
+        job = session.scheduler.wait_for(job, on_tick=session.progress)
+    result.stage_timings_s[Stage.LAUNCH.value] += job.submit_s
+    if job.handle is not None:
+        result.job_ids.append(job.handle.job_id)
+    if job.error is not None:
+        raise job.error
+    with timed(result, Stage.COLLECT):
+        return _collect(session, job, result)
+
+
+def _collect(session: HeteroSession, job: Job, result: BenchmarkResult) -> MetricsRecord:
+    assert job.handle is not None
+    output = session.backend_for(job.spec.platform).collect(job.handle)
+    result.state, result.exit_code = output.state.value, output.exit_code
+    result.log_paths.update(output.artifacts)
+    raise_for_state(output)
+    try:
+        return parse_metrics_record(output.stdout(), output.stdout_path)
+    except CollectError as exc:  # the log says why the record is missing or malformed
+        raise CollectError(exc.message, job_id=output.job_id, log_tail=output.log_tail()) from exc
+
+
+def check(session: HeteroSession, bench: Benchmark, result: BenchmarkResult) -> None:
+    """References (unless they are being rewritten), then the regression gate."""
+    with timed(result, Stage.CHECK):
+        if not session.options.update_references:
+            try:
+                book = session.book(bench.references_path)
+            except ConfigError as exc:
+                raise CheckError(str(exc)) from exc
+            refs = book.lookup(bench.test_key, bench.platform.name)
+            result.verdicts = judge(result.metrics, refs, bench.platform.name, session.options.require_references)
+        if session.baseline is not None:
+            result.comparisons = _compare(session, result)
+
+
+def _compare(session: HeteroSession, result: BenchmarkResult) -> list[MetricComparison]:
+    assert session.baseline is not None
+    series = Series(result.test_key, result.platform.name, result.workload.config_hash, result.nodeid)
+    try:
+        return compare_metrics(
+            series,
+            result.metrics.values(),
+            session.baseline,
+            min_effect=session.options.min_effect,
+            exprs=session.options.compare_fail,
+        )
+    except HeteroError as exc:
+        raise CheckError(f"comparison with {session.baseline.description} failed: {exc}") from exc
+
+
+def _scrubbed(text: str, result: BenchmarkResult) -> str:
+    # The inherited environment too: the local backend passes it on, CI secrets included.
+    return scrub(text, secret_values({**os.environ, **result.platform.environment.env, **result.env}))
+
+
+def benchmark_fixture_result(session: HeteroSession, item: pytest.Item, metadata: Any) -> BenchmarkResult:
+    """A pytest-benchmark ``benchmark`` test as a record: its statistics, checked like any metric."""
+    workload = fixture_workload(item, metadata)
+    bench = Benchmark(
+        declaration=Declaration(workload=workload),
+        platform=session.catalogue.get("local"),
+        test_key=case_key(item, None),
+        references_path=item.path.parent / "references.yaml",
+    )
+    result = BenchmarkResult(item.nodeid, bench.test_key, bench.platform, workload, "")
+    result.references_file = str(bench.references_path)
+    result.metrics = fixture_metrics(metadata)
+    try:
+        check(session, bench, result)
+    except StageError as exc:
+        result.error, result.failed_stage = str(exc), exc.stage.value
+    return result
