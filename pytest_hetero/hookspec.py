@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
     from pytest_hetero.backends.base import Backend, JobSpec
     from pytest_hetero.config.models import Platform
+    from pytest_hetero.results import ResultRecord
 
 
 def pytest_hetero_register(config: pytest.Config) -> None:
@@ -58,7 +59,7 @@ def pytest_hetero_modify_jobspec(spec: JobSpec, item: pytest.Item) -> JobSpec | 
     """
 
 
-def pytest_hetero_result_record(record: dict[str, Any], item: pytest.Item) -> None:
+def pytest_hetero_result_record(record: ResultRecord, item: pytest.Item) -> None:
     """Add fields to a result record before it is reported (mutate ``record``).
 
     Runs where the test ran (an xdist worker, too)::

@@ -18,7 +18,7 @@ from pytest_hetero.options import read_options, select_platforms
 from pytest_hetero.pybench import benchmark_json, commit_info
 from pytest_hetero.reporting.json_report import build_report, write_report
 from pytest_hetero.reporting.terminal import summary_lines
-from pytest_hetero.results import BenchmarkResult
+from pytest_hetero.results import BenchmarkResult, ResultRecord
 from pytest_hetero.session import BENCH_KEY, RESULT_KEY, SESSION_KEY, HeteroSession
 
 __all__ = ["EXIT_PERFORMANCE", "ReportCollector", "build_session", "outcome_of", "record_for_report"]
@@ -61,7 +61,7 @@ def outcome_of(report: pytest.TestReport) -> str:
     return "skipped" if report.skipped else "passed"
 
 
-def record_for_report(item: pytest.Item, report: pytest.TestReport) -> dict[str, Any] | None:
+def record_for_report(item: pytest.Item, report: pytest.TestReport) -> ResultRecord | None:
     """The JSON record of a benchmark item, on the report that ends it."""
     bench = item.stash.get(BENCH_KEY, None)
     result = item.stash.get(RESULT_KEY, None)
@@ -88,7 +88,7 @@ def _not_run(bench: Benchmark, item: pytest.Item, report: pytest.TestReport) -> 
 EXIT_PERFORMANCE = 6
 
 
-def is_performance_failure(record: dict[str, Any] | None) -> bool:
+def is_performance_failure(record: ResultRecord | None) -> bool:
     """A failure that ran fine but measured out of band (not an error of any stage)."""
     if record is None or record["error"] is not None:
         return False

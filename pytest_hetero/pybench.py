@@ -13,10 +13,13 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from pytest_hetero.results import ResultRecord
 from pytest_benchmark import __version__ as pytest_benchmark_version
 from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info
 from pytest_benchmark.stats import Stats
@@ -93,7 +96,7 @@ def commit_info() -> dict[str, Any]:
     return info
 
 
-def benchmark_json(records: list[dict[str, Any]], machine: dict[str, Any], commit: dict[str, Any]) -> dict[str, Any]:
+def benchmark_json(records: Sequence[ResultRecord], machine: dict[str, Any], commit: dict[str, Any]) -> dict[str, Any]:
     """pytest-hetero's results in pytest-benchmark's JSON format: one entry per test and metric."""
     entries = [_entry(record, name, metric) for record in records for name, metric in record["metrics"].items()]
     return {
@@ -105,7 +108,7 @@ def benchmark_json(records: list[dict[str, Any]], machine: dict[str, Any], commi
     }
 
 
-def _entry(record: dict[str, Any], name: str, metric: dict[str, Any]) -> dict[str, Any] | None:
+def _entry(record: ResultRecord, name: str, metric: dict[str, Any]) -> dict[str, Any] | None:
     samples = metric.get("samples") or ([metric["value"]] if metric["value"] is not None else [])
     if not samples:
         return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from pytest_hetero.check.gate import MetricComparison
 from pytest_hetero.check.references import Verdict
@@ -13,9 +13,79 @@ from pytest_hetero.metrics import Metric
 from pytest_hetero.redact import redact_env
 from pytest_hetero.workload import Workload
 
-__all__ = ["RECORD_VERSION", "BenchmarkResult"]
+__all__ = [
+    "RECORD_VERSION",
+    "BenchmarkResult",
+    "ErrorRecord",
+    "JobRecord",
+    "PlatformRecord",
+    "ResultRecord",
+    "WorkloadRecord",
+]
 
 RECORD_VERSION = 1
+
+
+class PlatformRecord(TypedDict):
+    name: str
+    backend: str
+    launcher: str
+    accelerator: dict[str, Any]
+    nodes: int
+    tags: list[str]
+    source: str
+
+
+class WorkloadRecord(TypedDict):
+    name: str
+    module: str | None
+    command: list[str]
+    config: dict[str, Any]
+    config_hash: str
+    reported: dict[str, Any]  # what the workload itself said in its metrics record
+
+
+class JobRecord(TypedDict):
+    id: str | None
+    ids: list[str]
+    state: str | None
+    exit_code: int | None
+    argv: list[str]
+    env: dict[str, str]  # secrets redacted
+    workdir: str
+    logs: dict[str, str]
+
+
+class ErrorRecord(TypedDict):
+    stage: str | None
+    message: str
+
+
+class _OptionalRecord(TypedDict, total=False):
+    skip_reason: str
+
+
+class ResultRecord(_OptionalRecord):
+    """One test's record in the JSON report (``schemas/report.schema.json``, ``results[]``).
+
+    Typed in the plugin; a plain dict only where it crosses a boundary (the xdist
+    transport, the JSON file, the history store, the CLI reading reports).
+    """
+
+    nodeid: str
+    test: str
+    outcome: str
+    platform: PlatformRecord
+    workload: WorkloadRecord
+    metrics: dict[str, dict[str, Any]]
+    verdicts: list[dict[str, Any]]
+    comparisons: list[dict[str, Any]]
+    stage_timings_s: dict[str, float]
+    job: JobRecord
+    error: ErrorRecord | None
+    started_at: str
+    references_file: str
+    provenance: dict[str, Any]
 
 
 @dataclass
@@ -59,9 +129,9 @@ class BenchmarkResult:
         found = self.metrics.get(name)
         return None if found is None else found.value
 
-    def to_record(self, outcome: str, provenance: dict[str, Any]) -> dict[str, Any]:
+    def to_record(self, outcome: str, provenance: dict[str, Any]) -> ResultRecord:
         """The JSON report record (see ``schemas/report.schema.json``)."""
-        return {
+        record: ResultRecord = {
             "nodeid": self.nodeid,
             "test": self.test_key,
             "outcome": outcome,
@@ -92,11 +162,13 @@ class BenchmarkResult:
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at)),
             "references_file": self.references_file,
             "provenance": {**provenance, "workload": self.workload_info.get("provenance", {})},
-            **({"skip_reason": self.skip_reason} if self.skip_reason else {}),
         }
+        if self.skip_reason:
+            record["skip_reason"] = self.skip_reason
+        return record
 
 
-def _platform_record(platform: Platform) -> dict[str, Any]:
+def _platform_record(platform: Platform) -> PlatformRecord:
     acc = platform.accelerator
     return {
         "name": platform.name,

@@ -26,7 +26,7 @@ from pytest_hetero.options import HeteroOptions
 from pytest_hetero.progress import Progress
 from pytest_hetero.provenance import host_provenance
 from pytest_hetero.pybench import machine_info
-from pytest_hetero.results import BenchmarkResult
+from pytest_hetero.results import BenchmarkResult, ResultRecord
 from pytest_hetero.scheduler import Job, Scheduler
 
 __all__ = ["BENCH_KEY", "RESULT_KEY", "SESSION_KEY", "HeteroSession"]
@@ -49,7 +49,7 @@ class HeteroSession:
         new_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self.run_id: str = workerinput.get("hetero_run_id", new_id) if workerinput else new_id
         self.run_dir = options.output_dir / "runs" / self.run_id
-        self.records: list[dict[str, Any]] = []
+        self.records: list[ResultRecord] = []
         self.interrupted = False
         self.cancelled_jobs: list[str] = []
         self.notes: list[str] = []
@@ -129,13 +129,13 @@ class HeteroSession:
         return self._books[path]
 
     # -- records ----------------------------------------------------------
-    def make_record(self, item: pytest.Item, result: BenchmarkResult, outcome: str) -> dict[str, Any]:
+    def make_record(self, item: pytest.Item, result: BenchmarkResult, outcome: str) -> ResultRecord:
         self._running.pop(item.nodeid, None)
         record = result.to_record(outcome, self.provenance)
         self.config.hook.pytest_hetero_result_record(record=record, item=item)
         return record
 
-    def add_record(self, record: dict[str, Any]) -> None:
+    def add_record(self, record: ResultRecord) -> None:
         self.records.append(record)
 
     def shutdown(self) -> None:

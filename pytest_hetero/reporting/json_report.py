@@ -7,11 +7,15 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest_hetero
 from pytest_hetero.redact import redact_urls
+
+if TYPE_CHECKING:
+    from pytest_hetero.results import ResultRecord
 
 __all__ = ["REPORT_VERSION", "build_report", "write_report"]
 
@@ -21,7 +25,7 @@ REPORT_VERSION = 1
 def build_report(
     *,
     run_id: str,
-    records: list[dict[str, Any]],
+    records: Sequence[ResultRecord],
     platforms: list[str],
     exit_status: int,
     interrupted: bool,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pytest_hetero.results import ResultRecord
 
 __all__ = ["summary_lines"]
 
 
-def summary_lines(records: list[dict[str, Any]]) -> list[str]:
+def summary_lines(records: Sequence[ResultRecord]) -> list[str]:
     rows: list[tuple[str, ...]] = [("test", "platform", "metric", "value", "unit", "verdict")]
     for record in sorted(records, key=lambda r: (r["test"], r["platform"]["name"])):
         rows.extend(_rows(record))
@@ -15,10 +19,11 @@ def summary_lines(records: list[dict[str, Any]]) -> list[str]:
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
-def _rows(record: dict[str, Any]) -> list[tuple[str, ...]]:
+def _rows(record: ResultRecord) -> list[tuple[str, ...]]:
     test, platform = record["test"], record["platform"]["name"]
     if not record["metrics"]:
-        stage = (record.get("error") or {}).get("stage")
+        error = record["error"]
+        stage = error["stage"] if error else None
         note = record["outcome"] + (f" ({stage})" if stage else "")
         return [(test, platform, "-", "-", "", note)]
     verdicts = {v["metric"]: v["verdict"] for v in record["verdicts"]}
