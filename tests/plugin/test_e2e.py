@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,8 +40,8 @@ def test_bench(hetero_result):
 """
 
 
-def _report(path: Path) -> dict:
-    report = json.loads(path.read_text())
+def _report(path: Path) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(path.read_text())
     assert schema_errors(report, load_schema("report")) == []
     return report
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pytest_hetero.check.references import candidate_keys
 
 
-def _report(path: Path) -> dict:
-    return json.loads(path.read_text())
+def _report(path: Path) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(path.read_text())
+    return report
 
 
 def test_long_parametrised_ids_never_share_a_job_directory(bench_dir: pytest.Pytester) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from pytest_hetero.options import select_platforms
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _one(**overrides: object) -> dict:
+def _one(**overrides: object) -> dict[str, Any]:
     platform = {"name": "x", "accelerator": {"kind": "cpu"}, "backend": {"kind": "local"}, **overrides}
     return {"version": 1, "platforms": [platform]}
 
@@ -45,7 +46,7 @@ def test_models_are_built_with_defaults() -> None:
         ({"environment": {"env": {"A": 1}}}, "$.platforms[0].environment.env.A: 1 is not of type 'string'"),
     ],
 )
-def test_problems_carry_the_json_path(overrides: dict, problem: str) -> None:
+def test_problems_carry_the_json_path(overrides: dict[str, Any], problem: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_catalogue(_one(**overrides), "platforms.yaml")
     assert problem in str(info.value)

@@ -17,7 +17,7 @@ def _platform(launcher: str, **options: object) -> Platform:
         name="p",
         accelerator=Accelerator(kind="nvidia-gpu", count_per_node=4),
         backend=BackendConfig(kind="local"),
-        launcher=LauncherConfig(kind=launcher, options=options),  # type: ignore[arg-type]
+        launcher=LauncherConfig(kind=launcher, options=options),
         environment=Environment(venv="/opt/venv"),
     )
 

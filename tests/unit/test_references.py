@@ -18,7 +18,9 @@ from pytest_hetero.metrics import Metric
         (0, -0.5, 0.5, (-0.5, 0.5)),
     ],
 )
-def test_bounds_follow_the_documented_table(value: float, lower: float, upper: float | None, band: tuple) -> None:
+def test_bounds_follow_the_documented_table(
+    value: float, lower: float, upper: float | None, band: tuple[float, float | None]
+) -> None:
     low, high = Reference(value, lower, upper).bounds
     assert low == pytest.approx(band[0])
     assert (high is None and band[1] is None) or high == pytest.approx(band[1])
