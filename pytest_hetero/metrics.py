@@ -1,13 +1,13 @@
 """Metrics: what a workload measured, with units and a direction.
 
-A workload prints one ``:::HETERO_METRICS {json}`` line (see
-:mod:`pytest_hetero.workloads.common`); :func:`parse_metrics_record` turns the
-log into :class:`Metric` objects and says exactly which line is malformed.
+A workload prints one ``:::HETERO_METRICS {json}`` line;
+:func:`pytest_hetero.workloads.protocol.parse_metrics_line` reads and checks it
+and :func:`parse_metrics_record` turns it into :class:`Metric` objects, with a
+CollectError that says exactly which line is malformed.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_hetero.errors import CollectError
-from pytest_hetero.workloads.common import METRICS_PREFIX
+from pytest_hetero.workloads.protocol import MetricsLineError, parse_metrics_line
 
 __all__ = ["Metric", "MetricsRecord", "combine_repeats", "parse_metrics_record"]
 
@@ -73,32 +73,20 @@ def combine_repeats(runs: list[Mapping[str, Metric]]) -> dict[str, Metric]:
 
 
 def parse_metrics_record(text: str, source: Path | str) -> MetricsRecord:
-    """Parse the last metrics line of ``text`` (the log at ``source``)."""
-    found = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.startswith(METRICS_PREFIX)]
-    if not found:
-        raise CollectError(f"{source}: the workload printed no '{METRICS_PREFIX.strip()}' line")
-    lineno, line = found[-1]
-    where = f"{source}:{lineno}"
+    """Parse the last metrics line of ``text`` (the log at ``source``); CollectError says where it is wrong."""
     try:
-        data = json.loads(line[len(METRICS_PREFIX) :])
-    except json.JSONDecodeError as exc:
-        raise CollectError(f"{where}: malformed metrics record: {exc.msg} at column {exc.colno}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("metrics"), list):
-        raise CollectError(f"{where}: the metrics record must be an object with a 'metrics' list")
-    metrics = dict(_metric(entry, f"{where}: metrics[{i}]") for i, entry in enumerate(data["metrics"]))
+        data = parse_metrics_line(text)
+    except MetricsLineError as exc:
+        where = str(source) if exc.lineno is None else f"{source}:{exc.lineno}"
+        raise CollectError(f"{where}: {exc.reason}") from exc
+    metrics = dict(_metric(entry) for entry in data["metrics"])
     extra = {k: v for k, v in data.items() if k != "metrics"}
     return MetricsRecord(metrics=metrics, extra=extra)
 
 
-def _metric(entry: object, where: str) -> tuple[str, Metric]:
-    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-        raise CollectError(f"{where}: each metric needs a string 'name'")
+def _metric(entry: Mapping[str, Any]) -> tuple[str, Metric]:
+    """A checked entry (see parse_metrics_line) as a Metric; non-finite values become missing."""
     value = entry.get("value")
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        raise CollectError(f"{where}: metric {entry['name']!r} has non-numeric value {value!r}")
     number = None if value is None or not math.isfinite(value) else float(value)
-    unit = entry.get("unit", "")
-    higher = entry.get("higher_is_better", True)
-    if not isinstance(unit, str) or not isinstance(higher, bool):
-        raise CollectError(f"{where}: metric {entry['name']!r}: 'unit' must be a string, 'higher_is_better' a bool")
-    return entry["name"], Metric(entry["name"], number, unit, higher)
+    name: str = entry["name"]
+    return name, Metric(name, number, entry.get("unit", ""), entry.get("higher_is_better", True))

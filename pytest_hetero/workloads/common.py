@@ -5,12 +5,13 @@ module imports nothing beyond the standard library at import time.
 ``mlperf_logging`` and ``psutil`` are used when installed and replaced by
 small stdlib fallbacks otherwise.
 
-The contract with the plugin side:
+The contract with the plugin side (spelled in :mod:`.protocol`):
 
 - config: ``--config-json JSON``, ``--config PATH`` or the environment variable
   ``HETERO_WORKLOAD_CONFIG``; unknown keys and wrong types exit with status 2;
 - stdout: MLPerf ``:::MLLOG {json}`` events, then exactly one final line
-  ``:::HETERO_METRICS {"metrics": [...], "workload": ..., "config": {...}}``.
+  ``:::HETERO_METRICS {"metrics": [...], "workload": ..., "config": {...}}``,
+  written by :func:`emit_metrics` (re-exported here from :mod:`.protocol`).
 """
 
 from __future__ import annotations
@@ -23,17 +24,17 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn, TextIO, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from pytest_hetero.workloads.measure import peak_rss_mb
 from pytest_hetero.workloads.mllog import MLLOG_PREFIX, MLLogger, make_mllogger
+from pytest_hetero.workloads.protocol import METRICS_PREFIX, WORKLOAD_CONFIG_ENV, WorkloadMetric, emit_metrics
 
 __all__ = [
-    "CONFIG_ENV_VAR",
     "METRICS_PREFIX",
     "MLLOG_PREFIX",
     "ConfigError",
@@ -48,96 +49,14 @@ __all__ = [
     "emit_metrics",
     "exit_config_error",
     "make_mllogger",
-    "metrics_record_line",
     "parse_config",
-    "parse_metrics_record",
     "parse_preset_config",
     "peak_rss_mb",
     "timing_metrics",
 ]
 
-METRICS_PREFIX = ":::HETERO_METRICS "
-CONFIG_ENV_VAR = "HETERO_WORKLOAD_CONFIG"
-
 ConfigValue = bool | int | float | str
 T = TypeVar("T")
-
-
-# --------------------------------------------------------------------------
-# Metrics record
-# --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WorkloadMetric:
-    """One measured value as it appears in the final metrics record."""
-
-    name: str
-    value: float | None
-    unit: str
-    higher_is_better: bool
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the record entry; a non-finite value becomes ``None``."""
-        return {
-            "name": self.name,
-            "value": _finite_or_none(self.value),
-            "unit": self.unit,
-            "higher_is_better": self.higher_is_better,
-        }
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    if value is None or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def _json_safe(value: Any) -> Any:
-    """Replace nan/inf anywhere in a JSON-like value by ``None``."""
-    if isinstance(value, float):
-        return _finite_or_none(value)
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def metrics_record_line(metrics: Iterable[WorkloadMetric], workload: str, config: Mapping[str, Any]) -> str:
-    """Render the final ``:::HETERO_METRICS`` line (no trailing newline)."""
-    record = {
-        "metrics": [m.to_json() for m in metrics],
-        "workload": workload,
-        "config": _json_safe(config),
-    }
-    return METRICS_PREFIX + json.dumps(record, allow_nan=False, sort_keys=False)
-
-
-def emit_metrics(
-    metrics: Iterable[WorkloadMetric],
-    workload: str,
-    config: Mapping[str, Any],
-    stream: TextIO | None = None,
-) -> None:
-    """Write the metrics record as one line to ``stream`` (stdout by default)."""
-    out = sys.stdout if stream is None else stream
-    out.write(metrics_record_line(metrics, workload, config) + "\n")
-    out.flush()
-
-
-def parse_metrics_record(stdout_text: str) -> dict[str, Any]:
-    """Return the last metrics record found in a workload's stdout.
-
-    Raises ValueError when there is none.
-    """
-    for line in reversed(stdout_text.splitlines()):
-        if line.startswith(METRICS_PREFIX):
-            record = json.loads(line[len(METRICS_PREFIX) :])
-            if not isinstance(record, dict):
-                raise ValueError("metrics record is not a JSON object")
-            return record
-    raise ValueError(f"no line starting with {METRICS_PREFIX.strip()!r} in the output")
 
 
 # --------------------------------------------------------------------------
@@ -203,7 +122,7 @@ def _argument_parser(defaults: Mapping[str, ConfigValue], prog: str | None) -> a
     parser = argparse.ArgumentParser(
         prog=prog,
         description=f"Run a pytest-hetero workload. Without flags the config is read "
-        f"from ${CONFIG_ENV_VAR} (JSON) when set.",
+        f"from ${WORKLOAD_CONFIG_ENV} (JSON) when set.",
         epilog=f"config keys and defaults:\n{keys}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -214,9 +133,9 @@ def _argument_parser(defaults: Mapping[str, ConfigValue], prog: str | None) -> a
 
 def _config_layers(path: str | None, text: str | None) -> list[tuple[str, dict[str, Any]]]:
     layers: list[tuple[str, dict[str, Any]]] = []
-    env_text = os.environ.get(CONFIG_ENV_VAR)
+    env_text = os.environ.get(WORKLOAD_CONFIG_ENV)
     if path is None and text is None and env_text:
-        env_source = f"${CONFIG_ENV_VAR}"
+        env_source = f"${WORKLOAD_CONFIG_ENV}"
         layers.append((env_source, _json_object(env_text, env_source)))
     if path is not None:
         layers.append((path, _json_object(_read_text(path), path)))

@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 
 from pytest_hetero.workloads import data as datalib
 from pytest_hetero.workloads import training
-from pytest_hetero.workloads.adapters import LrFactor, OptimizerSpec
+from pytest_hetero.workloads.accelerators import LrFactor, OptimizerSpec
 from pytest_hetero.workloads.common import ConfigError, ConfigValue
 from pytest_hetero.workloads.datasets import CosmoFlowDataset, split_dir
 from pytest_hetero.workloads.distributed import DistEnv

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from pytest_hetero.workloads.common import ConfigError
+from pytest_hetero.workloads.protocol import DATA_NODE_LOCAL_ENV, data_env_name
 
 __all__ = [
     "StagingResult",
@@ -111,7 +112,7 @@ def npy_bytes(tensor: torch.Tensor) -> bytes:
 def resolve_data_dir(config_dir: str, dataset: str, environ: Mapping[str, str] | None = None) -> Path:
     """``data_dir`` from the config, else ``$HETERO_DATA_<DATASET>``; ConfigError if neither."""
     env = os.environ if environ is None else environ
-    variable = f"HETERO_DATA_{dataset.upper()}"
+    variable = data_env_name(dataset)
     chosen = config_dir or env.get(variable, "")
     if not chosen:
         raise ConfigError(
@@ -127,7 +128,7 @@ def resolve_data_dir(config_dir: str, dataset: str, environ: Mapping[str, str] |
 def resolve_stage_dir(config_dir: str, environ: Mapping[str, str] | None = None) -> Path:
     """Node-local staging root: ``stage_dir``, ``$HETERO_DATA_NODE_LOCAL``, then ``$TMPDIR``."""
     env = os.environ if environ is None else environ
-    return Path(config_dir or env.get("HETERO_DATA_NODE_LOCAL", "") or tempfile.gettempdir())
+    return Path(config_dir or env.get(DATA_NODE_LOCAL_ENV, "") or tempfile.gettempdir())
 
 
 @dataclass(frozen=True)

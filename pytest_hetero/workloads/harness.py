@@ -19,9 +19,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from pytest_hetero.workloads.adapters import KINDS, PRECISIONS, AdapterSettings, LrFactor, OptimizerSpec
+from pytest_hetero.workloads.accelerators import KINDS, PRECISIONS, AdapterSettings, LrFactor, OptimizerSpec
 from pytest_hetero.workloads.common import ConfigError, ConfigValue, check_choice, check_min
 from pytest_hetero.workloads.distributed import BACKENDS, DistEnv
+from pytest_hetero.workloads.protocol import ACCELERATOR_KIND_ENV
 
 __all__ = [
     "COMMON_DEFAULTS",
@@ -152,7 +153,7 @@ def resolve_kind(requested: str, environ: Mapping[str, str] | None = None) -> st
     """The accelerator kind: explicit, else the platform's, else what torch sees."""
     env = os.environ if environ is None else environ
     if requested == "auto":
-        requested = env.get("HETERO_ACCELERATOR_KIND", "") or ("cuda" if torch.cuda.is_available() else "cpu")
+        requested = env.get(ACCELERATOR_KIND_ENV, "") or ("cuda" if torch.cuda.is_available() else "cpu")
     if requested == "cuda":
         return "amd-gpu" if torch.version.hip is not None else "nvidia-gpu"
     return requested

@@ -22,9 +22,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PEAK_TFLOPS_ENV_VAR", "count_train_flops", "mfu", "peak_rss_mb", "peak_tflops"]
+from pytest_hetero.workloads.protocol import PEAK_TFLOPS_ENV
 
-PEAK_TFLOPS_ENV_VAR = "HETERO_PEAK_TFLOPS_JSON"
+__all__ = ["count_train_flops", "mfu", "peak_rss_mb", "peak_tflops"]
 
 
 def count_train_flops(
@@ -52,7 +52,7 @@ def count_train_flops(
 def peak_tflops(precision: str, environ: Mapping[str, str] | None = None) -> float | None:
     """The accelerator's stated peak for ``precision`` (TFLOP/s), or None."""
     env = os.environ if environ is None else environ
-    text = env.get(PEAK_TFLOPS_ENV_VAR, "")
+    text = env.get(PEAK_TFLOPS_ENV, "")
     if not text:
         return None
     try:

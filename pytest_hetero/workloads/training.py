@@ -29,13 +29,11 @@ from typing import Any
 import torch
 
 from pytest_hetero.workloads import data as datalib
-from pytest_hetero.workloads.adapters import Adapter, MissingSDKError, Trainer, make_adapter
+from pytest_hetero.workloads.accelerators import Adapter, MissingSDKError, Trainer, make_adapter
 from pytest_hetero.workloads.common import (
     ConfigError,
     ConfigValue,
     StepTimer,
-    WorkloadMetric,
-    emit_metrics,
     exit_config_error,
     parse_preset_config,
     timing_metrics,
@@ -52,6 +50,7 @@ from pytest_hetero.workloads.harness import (
 )
 from pytest_hetero.workloads.measure import count_train_flops, mfu, peak_rss_mb, peak_tflops
 from pytest_hetero.workloads.mllog import MLLogger, make_mllogger
+from pytest_hetero.workloads.protocol import RUN_ID_ENV, WorkloadMetric, emit_metrics
 
 __all__ = ["Run", "main", "run"]
 
@@ -86,7 +85,7 @@ def _data_sources(
     if config["stage"]:
         mllog.start("staging_start")
         stage_root = datalib.resolve_stage_dir(str(config["stage_dir"]))
-        run_id = os.environ.get("HETERO_RUN_ID", str(os.getpid()))
+        run_id = os.environ.get(RUN_ID_ENV, str(os.getpid()))
         run.staging = datalib.stage(root, stage_root, run_id, env.local_rank == 0, adapter.collectives.barrier)
         mllog.end("staging_stop", metadata={"staging_duration": run.staging.staging_time_s})
         root = run.staging.target

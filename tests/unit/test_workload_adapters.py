@@ -11,6 +11,7 @@ that records the calls, which checks the wiring, not the IPU.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -19,18 +20,22 @@ from typing import Any
 import pytest
 import torch
 from torch import nn
-from workload_runs import run_ok
+from workload_runs import job_env, run_ok
 
 from pytest_hetero.workloads import distributed
-from pytest_hetero.workloads.adapters import (
+from pytest_hetero.workloads.accelerators import (
+    ADAPTERS,
+    KINDS,
     AdapterSettings,
-    EagerAdapter,
     MissingSDKError,
     OptimizerSpec,
+    adapter_class,
     make_adapter,
     require_sdk,
 )
+from pytest_hetero.workloads.accelerators.eager import EagerAdapter
 from pytest_hetero.workloads.distributed import Collectives, DistEnv, dist_env, first_slurm_host, rendezvous_env
+from pytest_hetero.workloads.protocol import ACCELERATOR_KINDS
 from pytest_hetero.workloads.samples import write_sample_dataset
 
 
@@ -116,6 +121,32 @@ def test_missing_sdk_names_the_package(kind: str, module: str, monkeypatch: pyte
 
 def test_require_sdk_returns_the_module() -> None:
     assert require_sdk("json", "cpu").__name__ == "json"
+
+
+def test_registry_names_every_built_in_kind() -> None:
+    assert tuple(ADAPTERS) == ACCELERATOR_KINDS == KINDS
+    assert {adapter_class(kind).__name__ for kind in ACCELERATOR_KINDS} == {
+        "EagerAdapter",
+        "PopTorchAdapter",
+        "CerebrasAdapter",
+    }
+    with pytest.raises(ValueError, match="unknown accelerator kind 'tpu'; known: cpu, nvidia-gpu, amd-gpu, "):
+        make_adapter(AdapterSettings(kind="tpu"), DistEnv())
+
+
+def test_vendor_adapter_modules_load_only_when_chosen() -> None:
+    code = (
+        "import sys; from pytest_hetero.workloads import accelerators as a, training; "
+        "from pytest_hetero.workloads.distributed import DistEnv; "
+        "a.make_adapter(a.AdapterSettings(), DistEnv()); "
+        "print(sorted(m for m in sys.modules if m.startswith('pytest_hetero.workloads.accelerators.')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=job_env(), capture_output=True, text=True, timeout=120, check=True
+    )
+
+    loaded = ["pytest_hetero.workloads.accelerators.base", "pytest_hetero.workloads.accelerators.eager"]
+    assert result.stdout.strip() == repr(loaded)
 
 
 # --------------------------------------------------------------------------
@@ -324,14 +355,16 @@ CENTRE = Path(__file__).resolve().parents[2] / "platforms.example-centre.yaml"
 
 def _centre_jobs(tmp_path: Path) -> dict[str, Any]:
     from pytest_hetero.backends.base import JobSpec
-    from pytest_hetero.config import load_catalogue
+    from pytest_hetero.backends.registry import get_backend_class
+    from pytest_hetero.config.loader import load_catalogue
     from pytest_hetero.launchers import get_launcher
     from pytest_hetero.workload import Workload
 
     workload = Workload("cosmoflow", module="pytest_hetero.workloads.cosmoflow", config={"preset": "subset"})
     jobs = {}
     for platform in load_catalogue(CENTRE).platforms:
-        argv = tuple(get_launcher(platform).command(workload))
+        context = get_backend_class(platform.backend.kind)(platform).launch_context()
+        argv = tuple(get_launcher(platform).command(workload, context))
         jobs[platform.name] = JobSpec(f"cosmoflow[{platform.name}]", argv, tmp_path / platform.name, platform)
     return jobs
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import math
 import os
 import subprocess
 import sys
@@ -13,18 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from workload_runs import strict_json
 
 import pytest_hetero
 from pytest_hetero.workloads import common
-from pytest_hetero.workloads.common import (
-    METRICS_PREFIX,
-    ConfigError,
-    StepTimer,
-    WorkloadMetric,
-    emit_metrics,
-    parse_config,
-    parse_metrics_record,
-)
+from pytest_hetero.workloads.common import ConfigError, StepTimer, parse_config
+from pytest_hetero.workloads.protocol import PEAK_TFLOPS_ENV, WORKLOAD_CONFIG_ENV
 
 REPO_ROOT = Path(pytest_hetero.__file__).resolve().parents[1]
 DEFAULTS: dict[str, common.ConfigValue] = {
@@ -35,62 +27,6 @@ DEFAULTS: dict[str, common.ConfigValue] = {
 }
 
 
-def _strict_json(text: str) -> Any:
-    """json.loads that refuses NaN/Infinity, as strict JSON parsers do."""
-
-    def reject(constant: str) -> None:
-        raise ValueError(f"non-standard JSON constant {constant}")
-
-    return json.loads(text, parse_constant=reject)
-
-
-def _emitted(metrics: list[WorkloadMetric], config: dict[str, Any]) -> str:
-    stream = io.StringIO()
-    emit_metrics(metrics, "toy", config, stream=stream)
-    return stream.getvalue()
-
-
-# --------------------------------------------------------------------------
-# metrics record
-# --------------------------------------------------------------------------
-
-
-def test_record_is_one_prefixed_json_line() -> None:
-    text = _emitted([WorkloadMetric("throughput_sps", 12.5, "samples/s", True)], {"a": 1})
-
-    assert text.endswith("\n")
-    assert text.count("\n") == 1
-    assert text.startswith(METRICS_PREFIX)
-    record = _strict_json(text[len(METRICS_PREFIX) :])
-    assert record == {
-        "metrics": [{"name": "throughput_sps", "value": 12.5, "unit": "samples/s", "higher_is_better": True}],
-        "workload": "toy",
-        "config": {"a": 1},
-    }
-
-
-@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
-def test_non_finite_values_become_null(bad: float) -> None:
-    text = _emitted([WorkloadMetric("train_loss", bad, "", False)], {"lr": bad, "xs": [bad]})
-
-    record = _strict_json(text[len(METRICS_PREFIX) :])
-    assert record["metrics"][0]["value"] is None
-    assert record["config"] == {"lr": None, "xs": [None]}
-
-
-def test_parse_metrics_record_takes_last_prefixed_line() -> None:
-    first = _emitted([WorkloadMetric("m", 1.0, "s", False)], {})
-    last = _emitted([WorkloadMetric("m", 2.0, "s", False)], {})
-    stdout = ":::MLLOG {}\n" + first + "noise\n" + last
-
-    assert parse_metrics_record(stdout)["metrics"][0]["value"] == 2.0
-
-
-def test_parse_metrics_record_without_record_raises() -> None:
-    with pytest.raises(ValueError, match="HETERO_METRICS"):
-        parse_metrics_record(":::MLLOG {}\n")
-
-
 # --------------------------------------------------------------------------
 # parse_config
 # --------------------------------------------------------------------------
@@ -98,7 +34,7 @@ def test_parse_metrics_record_without_record_raises() -> None:
 
 @pytest.fixture
 def no_env_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(common.CONFIG_ENV_VAR, raising=False)
+    monkeypatch.delenv(WORKLOAD_CONFIG_ENV, raising=False)
 
 
 @pytest.mark.usefixtures("no_env_config")
@@ -107,7 +43,7 @@ def test_defaults_without_any_source() -> None:
 
 
 def test_precedence_defaults_env_file_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(common.CONFIG_ENV_VAR, json.dumps({"batch_size": 8, "lr": 0.2}))
+    monkeypatch.setenv(WORKLOAD_CONFIG_ENV, json.dumps({"batch_size": 8, "lr": 0.2}))
     assert parse_config([], DEFAULTS) == {**DEFAULTS, "batch_size": 8, "lr": 0.2}
 
     path = tmp_path / "config.json"
@@ -132,7 +68,7 @@ def test_unknown_key_names_key_and_valid_keys() -> None:
 
 
 def test_unknown_key_in_env_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(common.CONFIG_ENV_VAR, '{"nope": 1}')
+    monkeypatch.setenv(WORKLOAD_CONFIG_ENV, '{"nope": 1}')
     with pytest.raises(ConfigError, match=r"'nope'.*\$HETERO_WORKLOAD_CONFIG"):
         parse_config([], DEFAULTS)
 
@@ -284,7 +220,7 @@ def test_stdlib_mllogger_line_format(capsys: pytest.CaptureFixture[str]) -> None
 
     line = capsys.readouterr().out.strip()
     assert line.startswith(common.MLLOG_PREFIX)
-    record = _strict_json(line[len(common.MLLOG_PREFIX) :])
+    record = strict_json(line[len(common.MLLOG_PREFIX) :])
     assert list(record) == ["namespace", "time_ms", "event_type", "key", "value", "metadata"]
     assert record["event_type"] == "POINT_IN_TIME"
     assert record["metadata"] == {"file": __file__, "lineno": line_no, "epoch_num": 1}
@@ -321,7 +257,7 @@ def test_stdlib_mllogger_matches_mlperf_logging(tmp_path: Path) -> None:
 
 def _mllog_record(line: str) -> dict[str, Any]:
     assert line.startswith(common.MLLOG_PREFIX)
-    record: dict[str, Any] = _strict_json(line[len(common.MLLOG_PREFIX) :])
+    record: dict[str, Any] = strict_json(line[len(common.MLLOG_PREFIX) :])
     del record["time_ms"]
     return record
 
@@ -332,7 +268,7 @@ def _mllog_record(line: str) -> dict[str, Any]:
 
 
 def test_preset_picks_defaults_and_explicit_keys_win(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(common.CONFIG_ENV_VAR, raising=False)
+    monkeypatch.delenv(WORKLOAD_CONFIG_ENV, raising=False)
     defaults: dict[str, common.ConfigValue] = {"preset": "tiny", "size": 32, "epochs": 1}
     presets: dict[str, dict[str, common.ConfigValue]] = {"tiny": {}, "standard": {"size": 128, "epochs": 9}}
 
@@ -358,12 +294,12 @@ def test_train_flops_of_a_linear_layer_are_counted_on_meta() -> None:
 
 
 def test_peak_and_mfu() -> None:
-    from pytest_hetero.workloads.measure import PEAK_TFLOPS_ENV_VAR, mfu, peak_tflops
+    from pytest_hetero.workloads.measure import mfu, peak_tflops
 
-    env = {PEAK_TFLOPS_ENV_VAR: '{"bf16": 312, "fp32": 19.5}'}
+    env = {PEAK_TFLOPS_ENV: '{"bf16": 312, "fp32": 19.5}'}
 
     assert peak_tflops("bf16", env) == 312
     assert peak_tflops("fp16", env) is None
-    assert peak_tflops("bf16", {PEAK_TFLOPS_ENV_VAR: "not json"}) is None
+    assert peak_tflops("bf16", {PEAK_TFLOPS_ENV: "not json"}) is None
     assert mfu(1e12, 100.0, 312.0, 2) == pytest.approx(100e12 / 624e12)
     assert mfu(None, 100.0, 312.0, 1) is None

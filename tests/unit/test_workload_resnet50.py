@@ -14,7 +14,8 @@ import torch
 from workload_runs import CPU_METRICS, Run
 
 import pytest_hetero
-from pytest_hetero.workloads.common import CONFIG_ENV_VAR, METRICS_PREFIX, MLLOG_PREFIX
+from pytest_hetero.workloads.mllog import MLLOG_PREFIX
+from pytest_hetero.workloads.protocol import METRICS_PREFIX, WORKLOAD_CONFIG_ENV
 from pytest_hetero.workloads.resnet50 import DEFAULTS, MLPERF_RULESET
 from pytest_hetero.workloads.samples import write_sample_dataset
 
@@ -36,7 +37,7 @@ OPTIONAL_METRICS = {"energy_j", "avg_power_w", "mfu"}  # where the host exposes 
 def run_workload(cwd: Path, *args: str, env: dict[str, str] | None = None, python_args: tuple[str, ...] = ()) -> Run:
     """Start the workload in ``cwd`` and wait for it."""
     cwd.mkdir(parents=True, exist_ok=True)
-    full_env = {key: value for key, value in os.environ.items() if key != CONFIG_ENV_VAR}
+    full_env = {key: value for key, value in os.environ.items() if key != WORKLOAD_CONFIG_ENV}
     python_path = [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
     full_env.update({"PYTHONPATH": os.pathsep.join(python_path), **(env or {})})
     argv = [sys.executable, *(python_args or ("-m", MODULE)), *args]
@@ -73,7 +74,7 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Run:
     config = {**TINY, "precision": "bf16", "channels_last": True, "device": "cpu"}
     return run_ok(
         tmp_path_factory.mktemp("variant"),
-        env={CONFIG_ENV_VAR: json.dumps(config)},
+        env={WORKLOAD_CONFIG_ENV: json.dumps(config)},
         python_args=("-c", WITHOUT_MLPERF_LOGGING),
     )
 
@@ -210,7 +211,11 @@ def test_variant_runs_with_the_stdlib_emitter(variant: Run) -> None:
     [
         (["--config-json", '{"batch_sise": 4}'], {}, ["'batch_sise'", "did you mean 'batch_size'", "valid keys:"]),
         (["--config-json", '{"batch_size": "4"}'], {}, ["'batch_size'", "must be int, got str"]),
-        ([], {CONFIG_ENV_VAR: '{"warmup_steps": 5, "train_steps": 5}'}, ["'warmup_steps' must be < 'train_steps'"]),
+        (
+            [],
+            {WORKLOAD_CONFIG_ENV: '{"warmup_steps": 5, "train_steps": 5}'},
+            ["'warmup_steps' must be < 'train_steps'"],
+        ),
         (["--config-json", '{"precision": "fp16", "device": "cpu"}'], {}, ["'fp16' needs a GPU"]),
         (["--config-json", '{"device": "cuda"}'], {}, ["'nvidia-gpu': torch.cuda.is_available() is False"]),
         (["--config-json", '{"data": "/datasets/imagenet"}'], {}, ["'data' must be one of synthetic, real"]),

@@ -14,12 +14,17 @@ from typing import Any
 import pytest
 
 import pytest_hetero
-from pytest_hetero.workloads.common import CONFIG_ENV_VAR, parse_metrics_record
 from pytest_hetero.workloads.mllog import ComplianceReport, check_compliance, mllog_lines
+from pytest_hetero.workloads.protocol import (
+    ACCELERATOR_KIND_ENV,
+    PEAK_TFLOPS_ENV,
+    WORKLOAD_CONFIG_ENV,
+    parse_metrics_line,
+)
 
 REPO_ROOT = Path(pytest_hetero.__file__).resolve().parents[1]
 # Variables of the plugin's job environment that must not leak in from an outer run.
-_SCRUBBED = (CONFIG_ENV_VAR, "HETERO_ACCELERATOR_KIND", "HETERO_PEAK_TFLOPS_JSON", "RANK", "WORLD_SIZE")
+_SCRUBBED = (WORKLOAD_CONFIG_ENV, ACCELERATOR_KIND_ENV, PEAK_TFLOPS_ENV, "RANK", "WORLD_SIZE")
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,7 @@ class Run:
 
     @property
     def record(self) -> dict[str, Any]:
-        return parse_metrics_record(self.stdout)
+        return parse_metrics_line(self.stdout)
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -47,6 +52,15 @@ class Run:
         """The MLLOG records with ``key``, in order."""
         records = [json.loads(line.split(" ", 1)[1]) for line in mllog_lines(self.stdout)]
         return [r for r in records if r["key"] == key]
+
+
+def strict_json(text: str) -> Any:
+    """json.loads that refuses NaN/Infinity, as strict JSON parsers do."""
+
+    def reject(constant: str) -> None:
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    return json.loads(text, parse_constant=reject)
 
 
 def job_env(extra: dict[str, str] | None = None) -> dict[str, str]:
