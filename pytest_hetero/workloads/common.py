@@ -37,11 +37,11 @@ from pytest_hetero.workloads.protocol import METRICS_PREFIX, WORKLOAD_CONFIG_ENV
 __all__ = [
     "METRICS_PREFIX",
     "MLLOG_PREFIX",
-    "ConfigError",
     "ConfigValue",
     "MLLogger",
     "StepTimer",
     "TimingSummary",
+    "WorkloadConfigError",
     "WorkloadMetric",
     "check_choice",
     "check_min",
@@ -64,7 +64,7 @@ T = TypeVar("T")
 # --------------------------------------------------------------------------
 
 
-class ConfigError(ValueError):
+class WorkloadConfigError(ValueError):
     """A workload configuration is invalid; the message says what to change."""
 
 
@@ -75,7 +75,7 @@ def parse_config(
 
     Precedence, lowest first: ``defaults``; ``HETERO_WORKLOAD_CONFIG`` (read
     only when neither flag is given); ``--config PATH``; ``--config-json``.
-    Raises ConfigError for unknown keys, wrong types and unreadable input;
+    Raises WorkloadConfigError for unknown keys, wrong types and unreadable input;
     a bad command line exits with status 2 (argparse).
     """
     args = _argument_parser(defaults, prog).parse_args(list(argv))
@@ -90,7 +90,7 @@ def config_or_exit(argv: Sequence[str], defaults: Mapping[str, ConfigValue], pro
     """``parse_config``, but print the error to stderr and exit 2 on failure."""
     try:
         return parse_config(argv, defaults, prog)
-    except ConfigError as exc:
+    except WorkloadConfigError as exc:
         exit_config_error(prog, exc)
 
 
@@ -103,15 +103,15 @@ def parse_preset_config(
     """``parse_config`` where the ``preset`` key picks a named set of defaults.
 
     Keys given explicitly override the preset's values, so a test can run
-    ``{"preset": "subset", "epochs": 2}``. Raises ConfigError for an unknown preset.
+    ``{"preset": "subset", "epochs": 2}``. Raises WorkloadConfigError for an unknown preset.
     """
     chosen = str(parse_config(argv, defaults, prog)["preset"])
     if chosen not in presets:
-        raise ConfigError(f"config key 'preset' must be one of {', '.join(presets)}; got {chosen!r}")
+        raise WorkloadConfigError(f"config key 'preset' must be one of {', '.join(presets)}; got {chosen!r}")
     return parse_config(argv, {**defaults, **presets[chosen]}, prog)
 
 
-def exit_config_error(prog: str, exc: ConfigError) -> NoReturn:
+def exit_config_error(prog: str, exc: WorkloadConfigError) -> NoReturn:
     """Print ``prog: config error: ...`` to stderr and exit with status 2."""
     print(f"{prog}: config error: {exc}", file=sys.stderr)
     raise SystemExit(2)
@@ -148,16 +148,16 @@ def _read_text(path: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read --config {path}: {exc.strerror}") from exc
+        raise WorkloadConfigError(f"cannot read --config {path}: {exc.strerror}") from exc
 
 
 def _json_object(text: str, source: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{source} is not valid JSON: {exc}") from exc
+        raise WorkloadConfigError(f"{source} is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
-        raise ConfigError(f"{source} must be a JSON object, got {type(value).__name__}")
+        raise WorkloadConfigError(f"{source} must be a JSON object, got {type(value).__name__}")
     return value
 
 
@@ -166,7 +166,7 @@ def _validated_layer(
 ) -> dict[str, ConfigValue]:
     unknown = [key for key in layer if key not in defaults]
     if unknown:
-        raise ConfigError(_unknown_keys_message(unknown, defaults, source))
+        raise WorkloadConfigError(_unknown_keys_message(unknown, defaults, source))
     return {key: _coerce(key, value, defaults[key], source) for key, value in layer.items()}
 
 
@@ -189,23 +189,23 @@ def _coerce(key: str, value: Any, default: ConfigValue, source: str) -> ConfigVa
     if type(value) is expected:
         checked: ConfigValue = value
         return checked
-    raise ConfigError(
+    raise WorkloadConfigError(
         f"config key {key!r} in {source} must be {expected.__name__}, got {type(value).__name__} {value!r}"
     )
 
 
 def check_choice(config: Mapping[str, ConfigValue], key: str, choices: Sequence[str]) -> None:
-    """Raise ConfigError unless ``config[key]`` is one of ``choices``."""
+    """Raise WorkloadConfigError unless ``config[key]`` is one of ``choices``."""
     if config[key] not in choices:
         allowed = ", ".join(choices)
-        raise ConfigError(f"config key {key!r} must be one of {allowed}; got {config[key]!r}")
+        raise WorkloadConfigError(f"config key {key!r} must be one of {allowed}; got {config[key]!r}")
 
 
 def check_min(config: Mapping[str, ConfigValue], key: str, minimum: float) -> None:
-    """Raise ConfigError unless ``config[key] >= minimum``."""
+    """Raise WorkloadConfigError unless ``config[key] >= minimum``."""
     value = config[key]
     if isinstance(value, str) or value < minimum:
-        raise ConfigError(f"config key {key!r} must be >= {minimum}; got {value!r}")
+        raise WorkloadConfigError(f"config key {key!r} must be >= {minimum}; got {value!r}")
 
 
 # --------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 from pytest_hetero.workloads import data as datalib
 from pytest_hetero.workloads import training
 from pytest_hetero.workloads.accelerators import LrFactor, OptimizerSpec
-from pytest_hetero.workloads.common import ConfigError, ConfigValue
+from pytest_hetero.workloads.common import ConfigValue, WorkloadConfigError
 from pytest_hetero.workloads.datasets import CosmoFlowDataset, split_dir
 from pytest_hetero.workloads.distributed import DistEnv
 from pytest_hetero.workloads.harness import COMMON_DEFAULTS, Config, Quality, RunShape, WorkloadSpec
@@ -113,9 +113,9 @@ class CosmoFlow(nn.Module):
 def validate(config: Config) -> None:
     size = int(config["volume_size"])
     if size < 2**CONV_LAYERS or size & (size - 1):
-        raise ConfigError(f"config key 'volume_size' must be a power of 2 >= {2**CONV_LAYERS}; got {size}")
+        raise WorkloadConfigError(f"config key 'volume_size' must be a power of 2 >= {2**CONV_LAYERS}; got {size}")
     if not 0 <= float(config["dropout"]) < 1:
-        raise ConfigError("config key 'dropout' must be in [0, 1)")
+        raise WorkloadConfigError("config key 'dropout' must be in [0, 1)")
 
 
 def build_model(config: Config) -> nn.Module:

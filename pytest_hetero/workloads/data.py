@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from pytest_hetero.workloads.common import ConfigError
+from pytest_hetero.workloads.common import WorkloadConfigError
 from pytest_hetero.workloads.protocol import DATA_NODE_LOCAL_ENV, data_env_name
 
 __all__ = [
@@ -76,14 +76,14 @@ def read_npy(path: Path) -> torch.Tensor:
 def parse_npy(data: bytes, name: str = "<bytes>") -> torch.Tensor:
     """Parse the bytes of a ``.npy`` file (also a member of an ``.npz`` archive)."""
     if not data.startswith(_MAGIC):
-        raise ConfigError(f"{name} is not a .npy file")
+        raise WorkloadConfigError(f"{name} is not a .npy file")
     major = data[6]
     size_bytes, fmt = (2, "<H") if major == 1 else (4, "<I")
     (header_len,) = struct.unpack(fmt, data[8 : 8 + size_bytes])
     start = 8 + size_bytes + header_len
     header = ast.literal_eval(data[8 + size_bytes : start].decode("latin1"))
     if header["descr"] not in _DTYPES or header["fortran_order"]:
-        raise ConfigError(f"{name}: unsupported .npy dtype/order {header['descr']!r}/{header['fortran_order']}")
+        raise WorkloadConfigError(f"{name}: unsupported .npy dtype/order {header['descr']!r}/{header['fortran_order']}")
     flat = torch.frombuffer(bytearray(data[start:]), dtype=_DTYPES[header["descr"]])
     return flat.reshape(header["shape"])
 
@@ -110,18 +110,20 @@ def npy_bytes(tensor: torch.Tensor) -> bytes:
 
 
 def resolve_data_dir(config_dir: str, dataset: str, environ: Mapping[str, str] | None = None) -> Path:
-    """``data_dir`` from the config, else ``$HETERO_DATA_<DATASET>``; ConfigError if neither."""
+    """``data_dir`` from the config, else ``$HETERO_DATA_<DATASET>``; WorkloadConfigError if neither."""
     env = os.environ if environ is None else environ
     variable = data_env_name(dataset)
     chosen = config_dir or env.get(variable, "")
     if not chosen:
-        raise ConfigError(
+        raise WorkloadConfigError(
             f"config key 'data' is 'real' but neither config key 'data_dir' nor ${variable} "
             f"(the platform's data_roots entry {dataset!r}) says where the dataset is"
         )
     path = Path(chosen)
     if not path.is_dir():
-        raise ConfigError(f"dataset directory {path} does not exist (from {'data_dir' if config_dir else variable})")
+        raise WorkloadConfigError(
+            f"dataset directory {path} does not exist (from {'data_dir' if config_dir else variable})"
+        )
     return path
 
 

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from pytest_hetero.workloads.common import ConfigError
+from pytest_hetero.workloads.common import WorkloadConfigError
 from pytest_hetero.workloads.data import optional_h5py, parse_npy, read_npy
 from pytest_hetero.workloads.distributed import DistEnv
 
@@ -48,25 +48,25 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def split_dir(root: Path, split: str) -> Path:
-    """``root/train`` or ``root/validation`` (``val`` also accepted); ConfigError if absent."""
+    """``root/train`` or ``root/validation`` (``val`` also accepted); WorkloadConfigError if absent."""
     names = ("train",) if split == "train" else ("validation", "val")
     for name in names:
         if (root / name).is_dir():
             return root / name
-    raise ConfigError(f"dataset {root} has no {' or '.join(names)} directory")
+    raise WorkloadConfigError(f"dataset {root} has no {' or '.join(names)} directory")
 
 
 def _shard(files: list[Path], env: DistEnv, limit: int, what: str) -> list[Path]:
     if not files:
-        raise ConfigError(f"no {what} found")
+        raise WorkloadConfigError(f"no {what} found")
     chosen = files[:limit] if limit > 0 else files
     return chosen[env.rank :: env.world_size]
 
 
 def choose_layout(requested: str, directory: Path, hdf5_glob: str = "*.h5") -> str:
-    """Resolve ``auto``; ConfigError when hdf5 is asked for without h5py."""
+    """Resolve ``auto``; WorkloadConfigError when hdf5 is asked for without h5py."""
     if requested == "hdf5" and optional_h5py() is None:
-        raise ConfigError("config key 'data_layout' is 'hdf5' but h5py is not installed (pip install h5py)")
+        raise WorkloadConfigError("config key 'data_layout' is 'hdf5' but h5py is not installed (pip install h5py)")
     if requested != "auto":
         return requested
     has_h5 = any(directory.glob(hdf5_glob)) or any(directory.glob("*.hdf5"))
@@ -108,7 +108,7 @@ class CosmoFlowDataset(Dataset[Sample]):
 def _h5_file(path: Path) -> Any:
     h5py = optional_h5py()
     if h5py is None:
-        raise ConfigError(f"{path} is HDF5 but h5py is not installed (pip install h5py)")
+        raise WorkloadConfigError(f"{path} is HDF5 but h5py is not installed (pip install h5py)")
     return h5py.File(path, "r")
 
 
@@ -153,7 +153,7 @@ def _deepcam_stats(root: Path, layout: str) -> tuple[torch.Tensor, torch.Tensor]
             ).float()
     path = root / "stats.npz"
     if not path.is_file():
-        raise ConfigError(f"DeepCAM numpy layout needs {path} (minval.npy, maxval.npy)")
+        raise WorkloadConfigError(f"DeepCAM numpy layout needs {path} (minval.npy, maxval.npy)")
     with zipfile.ZipFile(path) as archive:
         return (
             parse_npy(archive.read("minval.npy"), f"{path}:minval").float(),
@@ -265,7 +265,9 @@ class ImageFolderDataset(Dataset[Sample]):
 
 def _image_layout(requested: str, directory: Path) -> str:
     if requested == "image" and _pillow() is None:
-        raise ConfigError("config key 'data_layout' is 'image' but Pillow is not installed; use the 'npy' layout")
+        raise WorkloadConfigError(
+            "config key 'data_layout' is 'image' but Pillow is not installed; use the 'npy' layout"
+        )
     if requested != "auto":
         return requested
     has_images = any(p.suffix.lower() in IMAGE_SUFFIXES for p in directory.glob("*/*"))

@@ -32,7 +32,7 @@ from torch.utils.data import Dataset
 from pytest_hetero.workloads import data as datalib
 from pytest_hetero.workloads import training
 from pytest_hetero.workloads.accelerators import LrFactor, OptimizerSpec
-from pytest_hetero.workloads.common import ConfigError, ConfigValue, check_min
+from pytest_hetero.workloads.common import ConfigValue, WorkloadConfigError, check_min
 from pytest_hetero.workloads.datasets import DeepCamDataset
 from pytest_hetero.workloads.deeplab import DeepLabV3Plus
 from pytest_hetero.workloads.distributed import DistEnv
@@ -92,7 +92,7 @@ def validate(config: Config) -> None:
     for key in ("height", "width"):
         check_min(config, key, 32)
         if int(config[key]) % 16:
-            raise ConfigError(f"config key {key!r} must be a multiple of 16 (output stride 16)")
+            raise WorkloadConfigError(f"config key {key!r} must be a multiple of 16 (output stride 16)")
     check_min(config, "lr_warmup_factor", 1.0)
     check_min(config, "lr_warmup_steps", 0)
 

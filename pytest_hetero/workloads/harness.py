@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from pytest_hetero.workloads.accelerators import KINDS, PRECISIONS, AdapterSettings, LrFactor, OptimizerSpec
-from pytest_hetero.workloads.common import ConfigError, ConfigValue, check_choice, check_min
+from pytest_hetero.workloads.common import ConfigValue, WorkloadConfigError, check_choice, check_min
 from pytest_hetero.workloads.distributed import BACKENDS, DistEnv
 from pytest_hetero.workloads.protocol import ACCELERATOR_KIND_ENV
 
@@ -128,7 +128,7 @@ class WorkloadSpec:
 
 
 def validate_common(config: Config, layouts: tuple[str, ...]) -> None:
-    """Choices and ranges of :data:`COMMON_DEFAULTS`; ConfigError naming the key."""
+    """Choices and ranges of :data:`COMMON_DEFAULTS`; WorkloadConfigError naming the key."""
     check_choice(config, "precision", PRECISIONS)
     check_choice(config, "device", DEVICES)
     check_choice(config, "dist_backend", BACKENDS)
@@ -143,10 +143,10 @@ def validate_common(config: Config, layouts: tuple[str, ...]) -> None:
     check_min(config, "data_sleep_s", 0)
     check_min(config, "step_sleep_s", 0)
     if int(config["train_steps"]) and int(config["warmup_steps"]) >= int(config["train_steps"]) * int(config["epochs"]):
-        raise ConfigError("config key 'warmup_steps' must be < 'train_steps' x 'epochs'")
+        raise WorkloadConfigError("config key 'warmup_steps' must be < 'train_steps' x 'epochs'")
     synthetic_by_samples = config["data"] == "synthetic" and not int(config["train_steps"])
     if synthetic_by_samples and int(config["train_samples"]) < int(config["batch_size"]):
-        raise ConfigError("config key 'train_samples' must be >= 'batch_size' with synthetic data")
+        raise WorkloadConfigError("config key 'train_samples' must be >= 'batch_size' with synthetic data")
 
 
 def resolve_kind(requested: str, environ: Mapping[str, str] | None = None) -> str:

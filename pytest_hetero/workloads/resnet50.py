@@ -41,7 +41,7 @@ from torch.utils.data import Dataset
 from pytest_hetero.workloads import data as datalib
 from pytest_hetero.workloads import training
 from pytest_hetero.workloads.accelerators import LrFactor, OptimizerSpec
-from pytest_hetero.workloads.common import ConfigError, ConfigValue, check_min
+from pytest_hetero.workloads.common import ConfigValue, WorkloadConfigError, check_min
 from pytest_hetero.workloads.datasets import ImageFolderDataset, split_dir
 from pytest_hetero.workloads.distributed import DistEnv
 from pytest_hetero.workloads.harness import COMMON_DEFAULTS, Config, Quality, RunShape, WorkloadSpec
@@ -187,14 +187,14 @@ class ResNet50(nn.Module):
 
 
 def validate(config: Config) -> None:
-    """ResNet's own ranges; ConfigError naming the key."""
+    """ResNet's own ranges; WorkloadConfigError naming the key."""
     check_min(config, "image_size", 32)  # five stride-2 stages need 32 px to leave 1x1
     check_min(config, "num_classes", 1)
     for key in ("lr_warmup_steps", "lr", "momentum", "weight_decay", "label_smoothing"):
         check_min(config, key, 0)
     steps = int(config["train_steps"])
     if steps and int(config["lr_warmup_steps"]) >= steps * int(config["epochs"]):
-        raise ConfigError("config key 'lr_warmup_steps' must be < 'train_steps'")
+        raise WorkloadConfigError("config key 'lr_warmup_steps' must be < 'train_steps'")
 
 
 def build_model(config: Config) -> nn.Module:

@@ -31,9 +31,9 @@ import torch
 from pytest_hetero.workloads import data as datalib
 from pytest_hetero.workloads.accelerators import Adapter, MissingSDKError, Trainer, make_adapter
 from pytest_hetero.workloads.common import (
-    ConfigError,
     ConfigValue,
     StepTimer,
+    WorkloadConfigError,
     exit_config_error,
     parse_preset_config,
     timing_metrics,
@@ -95,7 +95,7 @@ def _data_sources(
     evaluation = _limited(adapter.loader(eval_set, eval_batch, train=False), int(config["eval_steps"]))
     steps, eval_set_size = len(train), len(eval_set)  # type: ignore[arg-type]
     if steps < 1:
-        raise ConfigError(f"the training data on this rank is less than one batch of {batch}")
+        raise WorkloadConfigError(f"the training data on this rank is less than one batch of {batch}")
     eval_samples = min(eval_set_size, len(evaluation) * eval_batch) * env.world_size
     shape = _shape(config, adapter, env, steps, eval_samples)
     return train, evaluation, shape
@@ -284,7 +284,7 @@ def _prepare_and_train(
 
 def _check_steady_steps(config: Config, shape: RunShape) -> None:
     if int(config["warmup_steps"]) >= shape.total_steps:
-        raise ConfigError(
+        raise WorkloadConfigError(
             f"config key 'warmup_steps' ({config['warmup_steps']}) leaves no steady step: the run has "
             f"{shape.total_steps} steps ({shape.epochs} epochs of {shape.steps_per_epoch})"
         )
@@ -370,8 +370,8 @@ def main(
         validate_common(config, layouts)
         spec.validate(config)
         adapter = make_adapter(adapter_settings(config, spec.spatial_dims, resolve_kind(str(config["device"]))), env)
-    except (ConfigError, ValueError, MissingSDKError) as exc:
-        exit_config_error(prog, exc if isinstance(exc, ConfigError) else ConfigError(str(exc)))
+    except (WorkloadConfigError, ValueError, MissingSDKError) as exc:
+        exit_config_error(prog, exc if isinstance(exc, WorkloadConfigError) else WorkloadConfigError(str(exc)))
     if int(config["threads"]) > 0:
         torch.set_num_threads(int(config["threads"]))
     config = {**config, "device": adapter.settings.kind}
@@ -379,7 +379,7 @@ def main(
     mllog = make_mllogger(str(config["mllog_file"]), enabled=env.is_main)
     try:
         found = run(spec, config, adapter, env, mllog)
-    except ConfigError as exc:  # the data turned out not to fit the config
+    except WorkloadConfigError as exc:  # the data turned out not to fit the config
         exit_config_error(prog, exc)
     finally:
         adapter.close()

@@ -36,7 +36,7 @@ from torch.utils.data import Dataset
 from pytest_hetero.workloads import data as datalib
 from pytest_hetero.workloads import training
 from pytest_hetero.workloads.accelerators import LrFactor, OptimizerSpec
-from pytest_hetero.workloads.common import ConfigError, ConfigValue, check_min
+from pytest_hetero.workloads.common import ConfigValue, WorkloadConfigError, check_min
 from pytest_hetero.workloads.datasets import Kits19Dataset, split_dir
 from pytest_hetero.workloads.distributed import DistEnv
 from pytest_hetero.workloads.harness import COMMON_DEFAULTS, Config, Quality, RunShape, WorkloadSpec
@@ -203,9 +203,9 @@ def validate(config: Config) -> None:
     for key in ("patch_size", "eval_volume_size"):
         check_min(config, key, MIN_PATCH)
         if int(config[key]) % 32:
-            raise ConfigError(f"config key {key!r} must be a multiple of 32 (five stride-2 stages)")
+            raise WorkloadConfigError(f"config key {key!r} must be a multiple of 32 (five stride-2 stages)")
     if not 0 <= float(config["overlap"]) < 1:
-        raise ConfigError("config key 'overlap' must be in [0, 1)")
+        raise WorkloadConfigError("config key 'overlap' must be in [0, 1)")
 
 
 def synthetic_batch(

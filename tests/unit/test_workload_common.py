@@ -15,7 +15,7 @@ from workload_runs import strict_json
 
 import pytest_hetero
 from pytest_hetero.workloads import common
-from pytest_hetero.workloads.common import ConfigError, StepTimer, parse_config
+from pytest_hetero.workloads.common import StepTimer, WorkloadConfigError, parse_config
 from pytest_hetero.workloads.protocol import PEAK_TFLOPS_ENV, WORKLOAD_CONFIG_ENV
 
 REPO_ROOT = Path(pytest_hetero.__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def test_precedence_defaults_env_file_json(tmp_path: Path, monkeypatch: pytest.M
 
 @pytest.mark.usefixtures("no_env_config")
 def test_unknown_key_names_key_and_valid_keys() -> None:
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(WorkloadConfigError) as info:
         parse_config(["--config-json", '{"batch_sise": 8}'], DEFAULTS)
 
     message = str(info.value)
@@ -69,7 +69,7 @@ def test_unknown_key_names_key_and_valid_keys() -> None:
 
 def test_unknown_key_in_env_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(WORKLOAD_CONFIG_ENV, '{"nope": 1}')
-    with pytest.raises(ConfigError, match=r"'nope'.*\$HETERO_WORKLOAD_CONFIG"):
+    with pytest.raises(WorkloadConfigError, match=r"'nope'.*\$HETERO_WORKLOAD_CONFIG"):
         parse_config([], DEFAULTS)
 
 
@@ -87,7 +87,7 @@ def test_unknown_key_in_env_names_the_variable(monkeypatch: pytest.MonkeyPatch) 
 )
 def test_wrong_type_is_rejected(override: dict[str, Any], expected_type: str) -> None:
     key = next(iter(override))
-    with pytest.raises(ConfigError, match=f"'{key}'.* must be {expected_type}"):
+    with pytest.raises(WorkloadConfigError, match=f"'{key}'.* must be {expected_type}"):
         parse_config(["--config-json", json.dumps(override)], DEFAULTS)
 
 
@@ -109,7 +109,7 @@ def test_int_is_accepted_for_float() -> None:
     ],
 )
 def test_unreadable_config(argv: list[str], message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(WorkloadConfigError, match=message):
         parse_config(argv, DEFAULTS)
 
 
@@ -125,9 +125,9 @@ def test_config_or_exit_prints_error_and_exits_2(capsys: pytest.CaptureFixture[s
 def test_check_choice_and_min() -> None:
     common.check_choice(DEFAULTS, "precision", ["fp32", "bf16"])
     common.check_min(DEFAULTS, "batch_size", 1)
-    with pytest.raises(ConfigError, match="'precision' must be one of bf16, fp16"):
+    with pytest.raises(WorkloadConfigError, match="'precision' must be one of bf16, fp16"):
         common.check_choice(DEFAULTS, "precision", ["bf16", "fp16"])
-    with pytest.raises(ConfigError, match="'batch_size' must be >= 8"):
+    with pytest.raises(WorkloadConfigError, match="'batch_size' must be >= 8"):
         common.check_min(DEFAULTS, "batch_size", 8)
 
 
@@ -275,7 +275,7 @@ def test_preset_picks_defaults_and_explicit_keys_win(monkeypatch: pytest.MonkeyP
     config = common.parse_preset_config(["--config-json", '{"preset": "standard", "epochs": 2}'], defaults, presets)
 
     assert config == {"preset": "standard", "size": 128, "epochs": 2}
-    with pytest.raises(ConfigError, match="'preset' must be one of tiny, standard; got 'huge'"):
+    with pytest.raises(WorkloadConfigError, match="'preset' must be one of tiny, standard; got 'huge'"):
         common.parse_preset_config(["--config-json", '{"preset": "huge"}'], defaults, presets)
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pytest_hetero.workloads import data as datalib
-from pytest_hetero.workloads.common import ConfigError
+from pytest_hetero.workloads.common import WorkloadConfigError
 from pytest_hetero.workloads.datasets import CosmoFlowDataset, DeepCamDataset, ImageFolderDataset, split_dir
 from pytest_hetero.workloads.distributed import DistEnv
 from pytest_hetero.workloads.samples import main as samples_main
@@ -42,9 +42,9 @@ def test_npy_refuses_fortran_order_and_non_npy(tmp_path: Path) -> None:
     np.save(tmp_path / "f.npy", np.asfortranarray(np.ones((2, 3), dtype=np.float32)))
     (tmp_path / "x.npy").write_bytes(b"not numpy")
 
-    with pytest.raises(ConfigError, match=r"unsupported \.npy dtype/order"):
+    with pytest.raises(WorkloadConfigError, match=r"unsupported \.npy dtype/order"):
         datalib.read_npy(tmp_path / "f.npy")
-    with pytest.raises(ConfigError, match=r"is not a \.npy file"):
+    with pytest.raises(WorkloadConfigError, match=r"is not a \.npy file"):
         datalib.read_npy(tmp_path / "x.npy")
 
 
@@ -58,9 +58,9 @@ def test_data_dir_from_config_then_platform_data_root(tmp_path: Path) -> None:
 
     assert datalib.resolve_data_dir("", "cosmoflow", env) == tmp_path
     assert datalib.resolve_data_dir(str(tmp_path), "cosmoflow", {}) == tmp_path
-    with pytest.raises(ConfigError, match=r"\$HETERO_DATA_COSMOFLOW"):
+    with pytest.raises(WorkloadConfigError, match=r"\$HETERO_DATA_COSMOFLOW"):
         datalib.resolve_data_dir("", "cosmoflow", {})
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(WorkloadConfigError, match="does not exist"):
         datalib.resolve_data_dir("", "cosmoflow", {"HETERO_DATA_COSMOFLOW": str(tmp_path / "gone")})
 
 
@@ -125,7 +125,7 @@ def test_cosmoflow_hdf5_reader(tmp_path: Path) -> None:
 def test_hdf5_layout_without_h5py_names_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(__import__("sys").modules, "h5py", None)
 
-    with pytest.raises(ConfigError, match="h5py is not installed"):
+    with pytest.raises(WorkloadConfigError, match="h5py is not installed"):
         CosmoFlowDataset(tmp_path, "hdf5", DistEnv())
 
 
@@ -154,9 +154,9 @@ def test_image_folder_reader(layout: str, tmp_path: Path) -> None:
 
 
 def test_missing_split_and_empty_dir_are_config_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no validation or val directory"):
+    with pytest.raises(WorkloadConfigError, match="no validation or val directory"):
         split_dir(tmp_path, "validation")
-    with pytest.raises(ConfigError, match="no CosmoFlow numpy samples"):
+    with pytest.raises(WorkloadConfigError, match="no CosmoFlow numpy samples"):
         CosmoFlowDataset(tmp_path, "numpy", DistEnv())
 
 
