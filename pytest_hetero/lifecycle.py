@@ -191,7 +191,7 @@ def _update_references(hetero: HeteroSession) -> None:
         if not record["metrics"] or not record["references_file"]:
             continue
         path = Path(record["references_file"])
-        metrics = {n: Metric(n, m["value"], m["unit"], m["higher_is_better"]) for n, m in record["metrics"].items()}
+        metrics = {name: Metric.from_dict(name, entry) for name, entry in record["metrics"].items()}
         try:
             hetero.book(path).update(record["test"], record["platform"]["name"], metrics)
         except HeteroError as exc:

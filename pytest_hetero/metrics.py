@@ -43,6 +43,20 @@ class Metric:
             del data["gated"]
         return data
 
+    @classmethod
+    def from_dict(cls, name: str, data: Mapping[str, Any]) -> Metric:
+        """The inverse of :meth:`as_dict`, for records that crossed a boundary (xdist, JSON)."""
+        stats = data.get("stats")
+        return cls(
+            name=name,
+            value=data.get("value"),
+            unit=data.get("unit", ""),
+            higher_is_better=bool(data.get("higher_is_better", True)),
+            samples=tuple(data.get("samples", ())),
+            stats=dict(stats) if stats is not None else None,
+            gated=bool(data.get("gated", True)),
+        )
+
     def format_value(self) -> str:
         return "n/a" if self.value is None else f"{self.value:.4g}"
 

@@ -8,6 +8,7 @@ hash are compared; every record left out is named in a note saying why.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -228,9 +229,8 @@ def compare_record(
 
 
 def _metric(name: str, entry: dict[str, Any]) -> Metric:
-    samples = tuple(metric_samples(entry))
-    value = entry.get("value")
-    return Metric(name, value, entry["unit"], bool(entry["higher_is_better"]), samples, None, entry.get("gated", True))
+    metric = Metric.from_dict(name, entry)  # samples as the history counts them: the value when there are none
+    return dataclasses.replace(metric, samples=tuple(metric_samples(entry)))
 
 
 def run_gate(
