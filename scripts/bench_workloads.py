@@ -44,13 +44,14 @@ WORKLOADS = ("cosmoflow", "deepcam", "unet3d", "resnet50")
 def benchmark_config(workload: str) -> dict[str, Any]:
     """The effective config of ``benchmarks/test_<workload>.py`` (defaults, preset, the test's keys)."""
     from pytest_hetero.workloads.common import parse_preset_config
+    from pytest_hetero.workloads.protocol import WORKLOAD_CONFIG_ENV
 
     spec = importlib.util.spec_from_file_location("bench", REPO / "benchmarks" / f"test_{workload}.py")
     assert spec is not None and spec.loader is not None
     test_module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(test_module)
     module = importlib.import_module(f"pytest_hetero.workloads.{workload}")
-    os.environ.pop("HETERO_WORKLOAD_CONFIG", None)
+    os.environ.pop(WORKLOAD_CONFIG_ENV, None)
     return parse_preset_config(["--config-json", json.dumps(test_module.TINY)], module.DEFAULTS, module.PRESETS)
 
 
