@@ -1,10 +1,10 @@
 """The backend contract: *where* a benchmark job runs.
 
 A backend implements four primitives — :meth:`Backend.submit`,
-:meth:`Backend.status`, :meth:`Backend.cancel`, :meth:`Backend.collect` —
-and inherits :meth:`Backend.run`, the template method that submits, waits
-with back-off until a deadline, collects, and cancels on any error or
-interrupt. *How* processes start inside the allocation is the launcher's
+:meth:`Backend.status`, :meth:`Backend.cancel`, :meth:`Backend.collect`.
+Waiting is not its business: the scheduler (:mod:`pytest_hetero.scheduler`)
+is the one loop that polls jobs, for a whole session or for one job
+(``run_job``). *How* processes start inside the allocation is the launcher's
 business (:mod:`pytest_hetero.launchers`).
 """
 
@@ -24,7 +24,7 @@ from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import JobFailedError, JobTimeoutError, StageError
 from pytest_hetero.launchers.base import LaunchContext
 
-__all__ = ["Backend", "JobHandle", "JobOutput", "JobSpec", "JobState", "tail_of"]
+__all__ = ["Backend", "JobHandle", "JobOutput", "JobSpec", "JobState", "raise_for_state", "tail_of"]
 
 
 class JobState(str, Enum):
@@ -122,7 +122,7 @@ class Backend(ABC):
     name: ClassVar[str]
     #: JSON Schema of ``backend.options`` in platforms.yaml.
     options_schema: ClassVar[dict[str, Any]] = {"type": "object", "additionalProperties": False}
-    #: Back-off of the wait loop: first interval, factor, ceiling (seconds).
+    #: Back-off of the scheduler's wait loop: first interval, factor, ceiling (seconds).
     poll_initial_s: ClassVar[float] = 0.02
     poll_factor: ClassVar[float] = 1.5
     poll_max_s: ClassVar[float] = 2.0
@@ -136,7 +136,7 @@ class Backend(ABC):
 
     @abstractmethod
     def status(self, handle: JobHandle) -> JobState:
-        """Current state, without blocking."""
+        """Current state, without blocking; raise a :class:`StageError` when the job cannot go on."""
 
     @abstractmethod
     def cancel(self, handle: JobHandle) -> None:
@@ -162,38 +162,6 @@ class Backend(ABC):
 
     def close(self) -> None:
         """Release connections at session end."""
-
-    def run(self, spec: JobSpec) -> JobOutput:
-        """Submit, wait with back-off, collect; cancel on any error or interrupt."""
-        handle = self.submit(spec)
-        try:
-            self.wait(handle)
-            return self.finish(handle)
-        except BaseException:
-            self.cancel(handle)
-            raise
-
-    def wait(self, handle: JobHandle) -> JobState:
-        """Poll with back-off until the job finishes or its deadline passes."""
-        interval = self.poll_initial_s
-        while True:
-            state = self.status(handle)
-            if state.finished:
-                return state
-            if time.monotonic() > handle.deadline:
-                self.cancel(handle)
-                raise JobTimeoutError(
-                    f"no result {handle.deadline - handle.submitted_at:.0f} s after submission",
-                    job_id=handle.job_id,
-                )
-            time.sleep(interval)
-            interval = min(interval * self.poll_factor, self.poll_max_s)
-
-    def finish(self, handle: JobHandle) -> JobOutput:
-        """Collect a finished job and turn a bad end state into a :class:`StageError`."""
-        output = self.collect(handle)
-        raise_for_state(output)
-        return output
 
 
 def raise_for_state(output: JobOutput) -> None:

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -25,10 +25,12 @@ from pytest_hetero.backends.k8s_manifest import LABEL_RUN_ID
 from pytest_hetero.backends.kubernetes import KubernetesBackend
 from pytest_hetero.config.loader import parse_catalogue
 from pytest_hetero.config.models import Platform
-from pytest_hetero.errors import JobFailedError, JobTimeoutError
+from pytest_hetero.errors import HeteroError, JobFailedError, JobTimeoutError
 from pytest_hetero.metrics import parse_metrics_record
+from pytest_hetero.scheduler import run_job, wait_for_handle
 
 Json = dict[str, Any]
+E = TypeVar("E", bound=HeteroError)
 METRICS_LINE = (
     ':::HETERO_METRICS {"metrics": [{"name": "throughput_sps", "value": 123.5, "unit": "samples/s", '
     '"higher_is_better": true}], "workload": "sh"}'
@@ -112,22 +114,27 @@ def wait_running(backend: KubernetesBackend, handle: JobHandle, timeout_s: float
     wait_for(lambda: backend.status(handle).value == "RUNNING", timeout_s, f"{handle.job_id} running")
 
 
+def wait_failure(backend: KubernetesBackend, handle: JobHandle, error_type: type[E]) -> E:
+    """Wait for ``handle`` through the scheduler's loop; the job must end with an ``error_type``."""
+    job = wait_for_handle(backend, handle)
+    assert isinstance(job.error, error_type), f"expected a {error_type.__name__}, got {job.error!r} ({job.state})"
+    return job.error
+
+
 def run_to_pending_timeout(backend: KubernetesBackend, spec: JobSpec, timeout_s: float = 60) -> JobFailedError:
     """Submit, wait until Kubernetes says why the job waits, then until the pending timeout ends it."""
     handle = backend.submit(spec)
     try:
         wait_for(lambda: backend.pending_reason(handle), timeout_s, f"a pending reason for {handle.job_id}")
-        with pytest.raises(JobFailedError) as info:
-            backend.wait(handle)
+        return wait_failure(backend, handle, JobFailedError)
     finally:
         backend.close()
-    return info.value
 
 
 def run(backend: KubernetesBackend, spec: JobSpec) -> JobOutput:
-    """The base class's template method, then close(), as a session would."""
+    """One job through the scheduler (:func:`run_job`), then close(), as a session would."""
     try:
-        return backend.run(spec)
+        return run_job(backend, spec)
     finally:
         backend.close()
 

@@ -139,10 +139,9 @@ def test_quota_never_frees_fails_with_the_reason(
     handle = backend.submit(spec)
     # A Job's reason is read from its events when the timeout strikes: let the controller write one.
     wait_for(lambda: kind == "pod" or k8s_cluster.objects("events", k8s_target.namespace), 10, "a FailedCreate event")
-    with pytest.raises(JobFailedError) as info:
-        backend.wait(handle)
+    error = scenarios.wait_failure(backend, handle, JobFailedError)
     backend.close()
-    assert expected in str(info.value)
+    assert expected in str(error)
     k8s_target.assert_nothing_left(spec.env["HETERO_RUN_ID"])
 
 

@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_hetero.backends.base import JobSpec, JobState
+from pytest_hetero.backends.base import JobSpec, JobState, raise_for_state
 from pytest_hetero.backends.slurm import SlurmBackend, SlurmJobHandle
 from pytest_hetero.config.loader import parse_catalogue
 from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import JobFailedError, JobTimeoutError, SubmitError
 from pytest_hetero.launchers import get_launcher
 from pytest_hetero.metrics import parse_metrics_record
+from pytest_hetero.scheduler import run_job, wait_for_handle
 from pytest_hetero.workload import Workload
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def submit_running(cluster: LiveSlurm, backend: SlurmBackend, spec: JobSpec) -> 
 def test_completed_job_passes_the_environment_and_keeps_its_script(slurm_dir: Path, slurm_cluster: LiveSlurm) -> None:
     platform = make_platform(env={"PLAIN": "visible it's", "API_TOKEN": "hunter2-secret"})
     spec = make_spec(slurm_dir, platform, show_env=["PLAIN", "API_TOKEN", "HETERO_WORKLOAD_CONFIG"])
-    output = SlurmBackend(platform).run(spec)
+    output = run_job(SlurmBackend(platform), spec)
     assert (output.state, output.exit_code) == (JobState.COMPLETED, 0)
     assert output.job_id.isdigit()
     for line in (f"working in job {output.job_id}", "PLAIN = visible it's", "API_TOKEN = hunter2-secret"):
@@ -109,7 +110,7 @@ def test_completed_job_passes_the_environment_and_keeps_its_script(slurm_dir: Pa
 
 def test_failed_job_reports_status_job_id_and_log_tail(slurm_dir: Path) -> None:
     with pytest.raises(JobFailedError) as info:
-        SlurmBackend(make_platform()).run(make_spec(slurm_dir, exit_code=3))
+        run_job(SlurmBackend(make_platform()), make_spec(slurm_dir, exit_code=3))
     text = str(info.value)
     assert text.startswith("wait: the workload exited with status 3 after")
     assert f"(job {info.value.job_id})" in text and info.value.job_id.isdigit()
@@ -119,7 +120,7 @@ def test_failed_job_reports_status_job_id_and_log_tail(slurm_dir: Path) -> None:
 def test_job_past_its_time_limit_is_a_timeout(slurm_dir: Path, slurm_cluster: LiveSlurm) -> None:
     started = time.monotonic()
     with pytest.raises(JobTimeoutError) as info:
-        SlurmBackend(make_platform()).run(make_spec(slurm_dir, sleep_s=600))
+        run_job(SlurmBackend(make_platform()), make_spec(slurm_dir, sleep_s=600))
     assert "the job ran past its time limit" in str(info.value)
     assert slurm_cluster.state(str(info.value.job_id)) == "TIMEOUT"
     assert "working in job" in info.value.log_tail
@@ -129,7 +130,7 @@ def test_job_past_its_time_limit_is_a_timeout(slurm_dir: Path, slurm_cluster: Li
 def test_job_queued_past_its_allowance_is_cancelled_at_the_deadline(slurm_dir: Path, slurm_cluster: LiveSlurm) -> None:
     platform = make_platform(queue_timeout_min=0.05, sbatch_extra=["--hold"])
     with pytest.raises(JobTimeoutError, match=r"wait: no result 3 s after submission \(job \d+\)") as info:
-        SlurmBackend(platform).run(make_spec(slurm_dir, platform))
+        run_job(SlurmBackend(platform), make_spec(slurm_dir, platform))
     assert not slurm_cluster.jobs_under(slurm_dir)
     assert slurm_cluster.state(str(info.value.job_id)).startswith("CANCELLED")
 
@@ -138,9 +139,9 @@ def test_job_cancelled_from_outside(slurm_dir: Path, slurm_cluster: LiveSlurm) -
     backend = SlurmBackend(make_platform())
     handle = submit_running(slurm_cluster, backend, make_spec(slurm_dir, sleep_s=600))
     slurm_cluster.run("scancel", handle.job_id)
-    assert backend.wait(handle) is JobState.CANCELLED
+    assert wait_for_handle(backend, handle).state is JobState.CANCELLED
     with pytest.raises(JobFailedError, match=rf"wait: the job was cancelled \(job {handle.job_id}\)"):
-        backend.finish(handle)
+        raise_for_state(backend.collect(handle))
 
 
 def test_node_failure_is_reported_and_the_node_restored(
@@ -152,9 +153,9 @@ def test_node_failure_is_reported_and_the_node_restored(
     handle = submit_running(slurm_cluster, backend, make_spec(slurm_dir, platform, sleep_s=600))
     try:
         slurm_cluster.run("scontrol", "update", f"nodename={node}", "state=down", "reason=pytest-hetero live test")
-        assert backend.wait(handle) is JobState.NODE_FAIL
+        assert wait_for_handle(backend, handle).state is JobState.NODE_FAIL
         with pytest.raises(JobFailedError, match=rf"the node running the job failed \(job {handle.job_id}\)"):
-            backend.finish(handle)
+            raise_for_state(backend.collect(handle))
     finally:
         slurm_cluster.restore_node(node)
 
@@ -176,13 +177,13 @@ def _ranks(stdout: str) -> dict[str, str]:
 
 def test_srun_launcher_starts_every_task_of_the_allocation(slurm_dir: Path) -> None:
     platform = make_platform(launcher="srun", tasks_per_node=2)
-    output = SlurmBackend(platform).run(make_spec(slurm_dir, platform))
+    output = run_job(SlurmBackend(platform), make_spec(slurm_dir, platform))
     assert sorted(_ranks(output.stdout())) == ["0", "1"]
 
 
 def test_srun_launcher_across_two_nodes(slurm_dir: Path, multi_nodes: list[str]) -> None:
     platform = make_platform(launcher="srun", partition="multi", tasks_per_node=2, resources={"nodes": 2})
-    output = SlurmBackend(platform).run(make_spec(slurm_dir, platform))
+    output = run_job(SlurmBackend(platform), make_spec(slurm_dir, platform))
     ranks = _ranks(output.stdout())
     assert sorted(ranks) == ["0", "1", "2", "3"]
     assert set(ranks.values()) == set(multi_nodes[:2])
@@ -216,7 +217,7 @@ def test_torchrun_rendezvous_across_two_nodes_from_the_slurm_environment(
         argv=tuple(get_launcher(platform).command(workload, SlurmBackend(platform).launch_context())),
         timeout_s=180,
     )
-    output = SlurmBackend(platform).run(spec)
+    output = run_job(SlurmBackend(platform), spec)
     lines = sorted(line for line in output.stdout().splitlines() if line.startswith("rank "))
     assert [line.split(" on ")[0] for line in lines] == [f"rank {r} of 4" for r in range(4)], output.log_tail()
     assert {line.split(" on ")[1].split()[0] for line in lines} == set(multi_nodes[:2])

@@ -9,6 +9,7 @@ from pytest_hetero.backends.base import JobSpec, JobState
 from pytest_hetero.backends.local import LocalBackend
 from pytest_hetero.config.models import Accelerator, BackendConfig, Environment, Platform
 from pytest_hetero.errors import JobFailedError, JobTimeoutError, SubmitError
+from pytest_hetero.scheduler import run_job
 
 PLATFORM = Platform(
     name="t",
@@ -31,7 +32,7 @@ def _spec(tmp_path: Path, code: str, timeout_s: float = 30.0) -> JobSpec:
 
 def test_run_captures_output_and_environment(tmp_path: Path) -> None:
     code = "import os, sys; print(os.environ['FROM_PLATFORM'], os.environ['FROM_SPEC']); print('e', file=sys.stderr)"
-    output = LocalBackend(PLATFORM).run(_spec(tmp_path, code))
+    output = run_job(LocalBackend(PLATFORM), _spec(tmp_path, code))
     assert output.state is JobState.COMPLETED and output.exit_code == 0
     assert output.stdout() == "yes 1\n"
     assert output.stderr_path.read_text() == "e\n"
@@ -39,7 +40,7 @@ def test_run_captures_output_and_environment(tmp_path: Path) -> None:
 
 def test_nonzero_exit_is_a_wait_failure_with_the_log_tail(tmp_path: Path) -> None:
     with pytest.raises(JobFailedError) as info:
-        LocalBackend(PLATFORM).run(_spec(tmp_path, "import sys; print('dying'); sys.exit(7)"))
+        run_job(LocalBackend(PLATFORM), _spec(tmp_path, "import sys; print('dying'); sys.exit(7)"))
     assert str(info.value).startswith("wait: the workload exited with status 7")
     assert "dying" in str(info.value)
 
@@ -52,7 +53,7 @@ def test_time_limit_kills_the_process_group(tmp_path: Path) -> None:
     spec = _spec(tmp_path, code, timeout_s=1.0)
     spec.workdir.mkdir(parents=True)
     with pytest.raises(JobTimeoutError, match="ran past its time limit"):
-        LocalBackend(PLATFORM).run(spec)
+        run_job(LocalBackend(PLATFORM), spec)
     child = int((spec.workdir / "child").read_text())
     assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text()
 
