@@ -4,8 +4,10 @@ A backend implements four primitives — :meth:`Backend.submit`,
 :meth:`Backend.status`, :meth:`Backend.cancel`, :meth:`Backend.collect`.
 Waiting is not its business: the scheduler (:mod:`pytest_hetero.scheduler`)
 is the one loop that polls jobs, for a whole session or for one job
-(``run_job``). *How* processes start inside the allocation is the launcher's
-business (:mod:`pytest_hetero.launchers`).
+(``run_job``). Each backend keeps the state of a job in its own typed
+:class:`JobHandle` subclass, and narrows the handles it is given with
+:func:`narrow_handle`. *How* processes start inside the allocation is the
+launcher's business (:mod:`pytest_hetero.launchers`).
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import JobFailedError, JobTimeoutError, StageError
 from pytest_hetero.launchers.base import LaunchContext
 
-__all__ = ["Backend", "JobHandle", "JobOutput", "JobSpec", "JobState", "raise_for_state", "tail_of"]
+__all__ = ["Backend", "JobHandle", "JobOutput", "JobSpec", "JobState", "narrow_handle", "raise_for_state", "tail_of"]
+
+HandleT = TypeVar("HandleT", bound="JobHandle")
 
 
 class JobState(str, Enum):
@@ -66,12 +70,11 @@ class JobSpec:
 
 @dataclass
 class JobHandle:
-    """A submitted job; backends keep their own state in ``data``."""
+    """A submitted job. Each backend subclasses it with typed fields for its own state."""
 
     job_id: str
     spec: JobSpec
     submitted_at: float = field(default_factory=time.monotonic)
-    data: dict[str, Any] = field(default_factory=dict)
 
     @property
     def deadline(self) -> float:
@@ -96,6 +99,13 @@ class JobOutput:
 
     def log_tail(self, lines: int = 20) -> str:
         return tail_of(self.stdout_path, self.stderr_path, lines=lines)
+
+
+def narrow_handle(handle: JobHandle, handle_type: type[HandleT]) -> HandleT:
+    """``handle`` as the backend's own handle type; :class:`TypeError` for another backend's handle."""
+    if not isinstance(handle, handle_type):
+        raise TypeError(f"not a {handle_type.__name__}: {handle!r}")
+    return handle
 
 
 def _read(path: Path) -> str:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pytest_hetero.backends.base import Backend, JobHandle, JobOutput, JobSpec, JobState
+from pytest_hetero.backends.base import Backend, JobHandle, JobOutput, JobSpec, JobState, narrow_handle
 from pytest_hetero.config.models import Platform
 from pytest_hetero.workloads.common import METRICS_PREFIX
 
@@ -64,6 +64,13 @@ def _entry(name: str, value: Any) -> dict[str, Any]:
     return {"name": name, "value": value, "unit": "", "higher_is_better": True}
 
 
+@dataclass(kw_only=True)
+class FakeJobHandle(JobHandle):
+    """A fake job: finished from the start, with the handler's result."""
+
+    result: FakeResult
+
+
 class FakeBackend(Backend):
     """Finishes every job at once with the handler's :class:`FakeResult`."""
 
@@ -95,25 +102,22 @@ class FakeBackend(Backend):
             stdout=str(opts.get("stdout", "")),
         )
 
-    def submit(self, spec: JobSpec) -> JobHandle:
+    def submit(self, spec: JobSpec) -> FakeJobHandle:
         self.submitted.append(spec)
         result = self.handler(spec)
         spec.workdir.mkdir(parents=True, exist_ok=True)
         spec.stdout_path.write_text(result.render_stdout())
         spec.stderr_path.write_text(result.stderr)
-        handle = JobHandle(job_id=f"fake-{next(self._ids)}", spec=spec)
-        handle.data["result"] = result
-        return handle
+        return FakeJobHandle(job_id=f"fake-{next(self._ids)}", spec=spec, result=result)
 
     def status(self, handle: JobHandle) -> JobState:
-        result: FakeResult = handle.data["result"]
-        return result.state
+        return narrow_handle(handle, FakeJobHandle).result.state
 
     def cancel(self, handle: JobHandle) -> None:
         self.cancelled.append(handle.job_id)
 
     def collect(self, handle: JobHandle) -> JobOutput:
-        result: FakeResult = handle.data["result"]
+        result = narrow_handle(handle, FakeJobHandle).result
         return JobOutput(
             job_id=handle.job_id,
             state=result.state,

@@ -16,9 +16,10 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pydantic
 import urllib3
@@ -38,9 +39,11 @@ __all__ = [
     "is_quota_error",
     "save_log",
     "warning_events",
+    "with_retries",
 ]
 
 Json = dict[str, Any]
+T = TypeVar("T")
 TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, OSError)
 _IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 _CLIENTS: dict[tuple[str, str | None, bool], tuple[k8s.ApiClient, str]] = {}
@@ -344,3 +347,18 @@ class WatchCache:
             else:
                 self._objects[name] = obj
                 self._deleted.discard(name)
+
+
+def with_retries(call: Callable[[], T], attempts: int = 3) -> T:
+    """``call()``, again after 5xx answers and connection failures; 409 on a retry means it got through."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except k8s.ApiException as exc:
+            if attempt == attempts - 1 or int(exc.status or 0) < 500:
+                raise
+        except TRANSPORT_ERRORS:
+            if attempt == attempts - 1:
+                raise
+        time.sleep(0.25 * 2**attempt)
+    raise AssertionError("unreachable")

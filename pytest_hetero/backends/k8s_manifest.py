@@ -1,6 +1,7 @@
 """Kubernetes manifests for benchmark jobs: pure functions of platform + job spec.
 
 :func:`build_manifest` turns a :class:`~pytest_hetero.config.models.Platform`
+(with its options typed as :class:`~pytest_hetero.backends.k8s_options.K8sOptions`)
 and a :class:`~pytest_hetero.backends.base.JobSpec` into the object the
 backend creates: a Pod, a ``batch/v1`` Job, or the platform's own template (a
 Graphcore ``IPUJob``, a Kubeflow ``PyTorchJob``, ...) with its placeholders
@@ -21,13 +22,17 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from pytest_hetero.accelerators import accelerator_kind
 from pytest_hetero.backends.base import JobSpec
 from pytest_hetero.backends.k8s_options import K8sOptions
 from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import ConfigError
+from pytest_hetero.redact import REDACTED, is_secret_name
 
 __all__ = [
     "CONTAINER",
@@ -39,8 +44,10 @@ __all__ = [
     "Identity",
     "build_manifest",
     "label_value",
+    "load_template",
     "object_name",
     "platform_problems",
+    "redacted",
 ]
 
 LABEL_RUN_ID = "pytest-hetero/run-id"
@@ -81,10 +88,11 @@ def object_name(test_name: str, suffix: str) -> str:
     return f"hetero-{slug}-{suffix}" if slug else f"hetero-{suffix}"
 
 
-def platform_problems(platform: Platform) -> list[str]:
+def platform_problems(platform: Platform, options: K8sOptions) -> list[str]:
     """What keeps ``platform`` from running on Kubernetes at all (checked at start-up)."""
-    options = K8sOptions.parse(platform.backend.options)
-    problems = [] if platform.environment.container_image else ["backend kubernetes needs environment.container_image"]
+    problems = []
+    if not platform.environment.container_image:
+        problems.append("backend kubernetes needs environment.container_image")
     if platform.resources.nodes > 1 and options.template is None:
         problems.append(
             f"a Pod or Job runs on one node; nodes: {platform.resources.nodes} needs "
@@ -98,12 +106,17 @@ def platform_problems(platform: Platform) -> list[str]:
     return problems
 
 
-def build_manifest(platform: Platform, spec: JobSpec, ident: Identity, template: Json | None = None) -> Json:
-    """The object to create for ``spec`` on ``platform``; ``template`` for custom kinds."""
-    options = K8sOptions.parse(platform.backend.options)
+def build_manifest(
+    platform: Platform, spec: JobSpec, ident: Identity, template: Json | None = None, options: K8sOptions | None = None
+) -> Json:
+    """The object to create for ``spec`` on ``platform``; ``template`` for custom kinds.
+
+    ``options`` are the platform's ``backend.options``, typed (read from the platform if not given).
+    """
+    options = K8sOptions.parse(platform.backend.options) if options is None else options
     pod_spec = _pod_spec(platform, spec, options)
     if template is not None:
-        return _from_template(template, platform, spec, ident, pod_spec)
+        return _from_template(template, platform, spec, ident, options, pod_spec)
     if options.kind == "pod":
         pod_spec["activeDeadlineSeconds"] = _deadline_s(spec)
         return {"apiVersion": "v1", "kind": "Pod", "metadata": _metadata(spec, ident, options), "spec": pod_spec}
@@ -266,8 +279,9 @@ def _volume_name(dataset: str) -> str:
 
 
 # -- templates --------------------------------------------------------------
-def _from_template(template: Json, platform: Platform, spec: JobSpec, ident: Identity, pod_spec: Json) -> Json:
-    options = K8sOptions.parse(platform.backend.options)
+def _from_template(
+    template: Json, platform: Platform, spec: JobSpec, ident: Identity, options: K8sOptions, pod_spec: Json
+) -> Json:
     values = _template_values(platform, spec, ident, options, pod_spec)
     filled: Json = _fill(template, values, path="$")
     metadata, own = _metadata(spec, ident, options), filled.pop("metadata", None) or {}
@@ -334,3 +348,30 @@ def _label_pod_templates(node: Any, labels: Mapping[str, str]) -> None:
         meta["labels"] = {**meta.get("labels", {}), **labels}
     for value in node.values():
         _label_pod_templates(value, labels)
+
+
+def load_template(template: str | Mapping[str, Any] | None, source: str) -> Json | None:
+    """The template as a mapping: inline, or read from a file (relative to the catalogue ``source``)."""
+    if template is None or isinstance(template, Mapping):
+        return dict(template) if template is not None else None
+    path = Path(template).expanduser()
+    if not path.is_absolute() and not source.startswith("<"):  # relative to the catalogue file
+        path = Path(source).parent / path
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"backend.options.template: cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict) or not {"apiVersion", "kind"} <= data.keys():
+        raise ConfigError(f"backend.options.template: {path} must be one mapping with apiVersion and kind")
+    return data
+
+
+def redacted(node: Any) -> Any:
+    """The manifest with secret-looking environment values replaced, for printing."""
+    if isinstance(node, list):
+        return [redacted(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if set(node) == {"name", "value"} and is_secret_name(str(node["name"])):
+        return {"name": node["name"], "value": REDACTED}
+    return {key: redacted(value) for key, value in node.items()}

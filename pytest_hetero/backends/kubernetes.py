@@ -19,15 +19,14 @@ from __future__ import annotations
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import pydantic
 import yaml
 from kubernetes import client as k8s
 
-from pytest_hetero.backends.base import Backend, JobHandle, JobOutput, JobSpec, JobState
+from pytest_hetero.backends.base import Backend, JobHandle, JobOutput, JobSpec, JobState, narrow_handle
 from pytest_hetero.backends.k8s_client import (
     TRANSPORT_ERRORS,
     ResourceApi,
@@ -38,6 +37,7 @@ from pytest_hetero.backends.k8s_client import (
     save_log,
     status_message,
     warning_events,
+    with_retries,
 )
 from pytest_hetero.backends.k8s_manifest import (
     CONTAINER,
@@ -48,39 +48,52 @@ from pytest_hetero.backends.k8s_manifest import (
     Identity,
     build_manifest,
     label_value,
+    load_template,
     object_name,
     platform_problems,
+    redacted,
 )
 from pytest_hetero.backends.k8s_options import OPTIONS_SCHEMA, K8sOptions
 from pytest_hetero.backends.k8s_status import account, exit_code, main_pod, state_of
 from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import CollectError, ConfigError, JobFailedError, StageError, SubmitError, TeardownError
-from pytest_hetero.redact import REDACTED, is_secret_name
 
 __all__ = ["KubernetesBackend", "KubernetesJobHandle"]
 
 Json = dict[str, Any]
-T = TypeVar("T")
 _CLIENT_ERRORS = (k8s.ApiException, pydantic.ValidationError, *TRANSPORT_ERRORS)
 _FATAL_WATCH_STATUSES = (401, 403, 404)
 _API_LOST_S = 120.0
 _QUOTA_RETRY_S = 2.0
-_CREATE_ATTEMPTS = 3
 
 
+@dataclass(kw_only=True)
 class KubernetesJobHandle(JobHandle):
-    """A handle whose deadline counts from the workload's start, not its submission.
+    """An object this process created; its deadline counts from the workload's start, not its submission.
 
     A job may wait in the cluster's queue for a long time; the pending timeout
     bounds that wait, the time limit bounds the run.
     """
 
+    name: str
+    run_id: str
+    pending_timeout_s: float
+    #: The object still to create: a full quota defers creation (``status`` retries at ``retry_at``).
+    manifest: Json | None = None
+    deferred_reason: str = ""
+    retry_at: float = 0.0
+    started_at: float | None = None
+    #: Set when the job is over: from Kubernetes' account, by ``cancel``, or by the pending timeout.
+    final_state: JobState | None = None
+    ended_at: float | None = None
+    exit_code: int | None = None
+    artifacts: dict[str, str] = field(default_factory=dict)
+
     @property
     def deadline(self) -> float:
-        started = self.data.get("started")
-        if started is None:
-            return self.submitted_at + float(self.data["pending_timeout_s"]) + self.spec.timeout_s + 30.0
-        return float(started) + self.spec.timeout_s + 30.0
+        if self.started_at is None:
+            return self.submitted_at + self.pending_timeout_s + self.spec.timeout_s + 30.0
+        return self.started_at + self.spec.timeout_s + 30.0
 
 
 class KubernetesBackend(Backend):
@@ -91,12 +104,12 @@ class KubernetesBackend(Backend):
     def __init__(self, platform: Platform) -> None:
         super().__init__(platform)
         self.options = K8sOptions.parse(platform.backend.options)
-        problems = platform_problems(platform)
+        problems = platform_problems(platform, self.options)
         if problems:
             raise ConfigError(f"platform {platform.name!r} ({platform.source}): " + "; ".join(problems))
         self.session_id = uuid.uuid4().hex[:12]
         self._fallback_run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{self.session_id[:6]}"
-        self._template = _load_template(self.options.template, platform.source)
+        self._template = load_template(self.options.template, platform.source)
         self._api: k8s.ApiClient | None = None
         self._namespace = self.options.namespace or ""
         self._watches: dict[tuple[str, str], WatchCache] = {}
@@ -139,164 +152,173 @@ class KubernetesBackend(Backend):
         return spec.env.get("HETERO_RUN_ID") or self._fallback_run_id
 
     # -- submit ---------------------------------------------------------------
-    def submit(self, spec: JobSpec) -> JobHandle:
+    def submit(self, spec: JobSpec) -> KubernetesJobHandle:
         self._connect()
         name = object_name(spec.name, uuid.uuid4().hex[:6])
-        handle = KubernetesJobHandle(job_id=f"{self._namespace}/{name}", spec=spec)
         run_id = self._run_id(spec)
-        handle.data.update(name=name, run_id=run_id, pending_timeout_s=self.options.pending_timeout_s)
-        handle.data["manifest"] = self._manifest(spec, name, self._namespace)
+        job = KubernetesJobHandle(
+            job_id=f"{self._namespace}/{name}",
+            spec=spec,
+            name=name,
+            run_id=run_id,
+            pending_timeout_s=self.options.pending_timeout_s,
+        )
+        manifest = self._manifest(spec, name, self._namespace)
         spec.workdir.mkdir(parents=True, exist_ok=True)
         for plural in {self.primary, "pods"}:
             self._watch(plural, run_id)
-        self._create(handle)
+        self._create(job, manifest)
         self._run_ids.add(run_id)  # close() cleans up after it
-        return handle
+        return job
 
-    def _create(self, handle: JobHandle) -> None:
+    def _create(self, job: KubernetesJobHandle, manifest: Json) -> None:
         """Create the object; a full quota leaves it pending, to be retried by status()."""
-        manifest = handle.data["manifest"]
         try:
-            created = _with_retries(lambda: self._resource(self.primary).create(manifest))
+            created = with_retries(lambda: self._resource(self.primary).create(manifest))
         except k8s.ApiException as exc:
             if not is_quota_error(exc):
-                raise self._create_error(handle, exc) from exc
-            handle.data.update(pending_reason=status_message(exc), retry_at=time.monotonic() + _QUOTA_RETRY_S)
+                raise self._create_error(job, exc) from exc
+            job.manifest, job.deferred_reason = manifest, status_message(exc)
+            job.retry_at = time.monotonic() + _QUOTA_RETRY_S
             return
         except _CLIENT_ERRORS as exc:
-            raise self._create_error(handle, exc) from exc
-        del handle.data["manifest"]
-        self._watch(self.primary, handle.data["run_id"]).seed(created if created.get("metadata") else manifest)
+            raise self._create_error(job, exc) from exc
+        job.manifest = None
+        self._watch(self.primary, job.run_id).seed(created if created.get("metadata") else manifest)
 
-    def _create_error(self, handle: JobHandle, exc: Exception) -> StageError:
-        doing = f"creating {self.primary[:-1]} {handle.data['name']} in namespace {self._namespace}"
-        return api_error(exc, doing, SubmitError, handle.job_id)
+    def _create_error(self, job: KubernetesJobHandle, exc: Exception) -> StageError:
+        doing = f"creating {self.primary[:-1]} {job.name} in namespace {self._namespace}"
+        return api_error(exc, doing, SubmitError, job.job_id)
 
     # -- status ---------------------------------------------------------------
     def status(self, handle: JobHandle) -> JobState:
-        final: JobState | None = handle.data.get("final")
-        if final is not None:
-            return final
-        state, reason = self._observe(handle)
+        job = narrow_handle(handle, KubernetesJobHandle)
+        if job.final_state is not None:
+            return job.final_state
+        state, reason = self._observe(job)
         if state is JobState.PENDING:
-            self._check_pending(handle, reason)
-        elif state is JobState.RUNNING:
-            handle.data.setdefault("started", time.monotonic())
+            self._check_pending(job, reason)
+        elif state is JobState.RUNNING and job.started_at is None:
+            job.started_at = time.monotonic()
         elif state.finished:
-            self._settle(handle, state, reason)
+            self._settle(job, state, reason)
         return state
 
     def pending_reason(self, handle: JobHandle) -> str:
         """Why the job has not started ("" once it has, or while nobody says), for progress displays."""
-        if handle.data.get("final") is not None:
+        job = narrow_handle(handle, KubernetesJobHandle)
+        if job.final_state is not None:
             return ""
-        state, reason = self._observe(handle)
+        state, reason = self._observe(job)
         return reason if state is JobState.PENDING else ""
 
-    def _observe(self, handle: JobHandle) -> tuple[JobState, str]:
-        if "manifest" in handle.data and time.monotonic() >= handle.data["retry_at"]:
-            self._create(handle)
-        if "manifest" in handle.data:
-            return JobState.PENDING, str(handle.data["pending_reason"])
-        self._raise_for_watches(handle)
-        name, cache = handle.data["name"], self._watch(self.primary, handle.data["run_id"])
-        obj = cache.get(name)
+    def _observe(self, job: KubernetesJobHandle) -> tuple[JobState, str]:
+        if job.manifest is not None and time.monotonic() >= job.retry_at:
+            self._create(job, job.manifest)
+        if job.manifest is not None:
+            return JobState.PENDING, job.deferred_reason
+        self._raise_for_watches(job)
+        cache = self._watch(self.primary, job.run_id)
+        obj = cache.get(job.name)
         if obj is None:
-            gone = cache.was_deleted(name)
+            gone = cache.was_deleted(job.name)
             return (JobState.CANCELLED, "deleted by someone else") if gone else (JobState.PENDING, "")
-        pods = [obj] if self.primary == "pods" else self._watch("pods", handle.data["run_id"]).matching(LABEL_JOB, name)
+        pods = [obj] if self.primary == "pods" else self._watch("pods", job.run_id).matching(LABEL_JOB, job.name)
         return state_of(self.primary, obj, pods)
 
-    def _raise_for_watches(self, handle: JobHandle) -> None:
+    def _raise_for_watches(self, job: KubernetesJobHandle) -> None:
         for plural in sorted({self.primary, "pods"}):
-            cache = self._watch(plural, handle.data["run_id"])
+            cache = self._watch(plural, job.run_id)
             error, since = cache.error, cache.failing_since
             fatal = isinstance(error, k8s.ApiException) and error.status in _FATAL_WATCH_STATUSES
             if error is not None and (fatal or (since is not None and time.monotonic() - since > _API_LOST_S)):
                 doing = f"watching {plural} in namespace {self._namespace}"
-                raise api_error(error, doing, JobFailedError, handle.job_id)
+                raise api_error(error, doing, JobFailedError, job.job_id)
 
-    def _check_pending(self, handle: JobHandle, reason: str) -> None:
-        waited_s = time.monotonic() - handle.submitted_at
+    def _check_pending(self, job: KubernetesJobHandle, reason: str) -> None:
+        waited_s = time.monotonic() - job.submitted_at
         if waited_s <= self.options.pending_timeout_s:
             return
-        reason = reason or self._event_reason(handle) or "Kubernetes reported no reason"
-        handle.spec.stderr_path.write_text(f"kubernetes: {handle.data['name']}: still pending ({reason})\n")
-        if "manifest" not in handle.data:
-            self._dispose(handle, failed=True)
-        handle.data.update(final=JobState.FAILED, ended=time.monotonic())
+        reason = reason or self._event_reason(job) or "Kubernetes reported no reason"
+        job.spec.stderr_path.write_text(f"kubernetes: {job.name}: still pending ({reason})\n")
+        if job.manifest is None:
+            self._dispose(job, failed=True)
+        job.final_state, job.ended_at = JobState.FAILED, time.monotonic()
         raise JobFailedError(
             f"the job was still pending {self.options.pending_timeout_s:g} s after submission "
             f"(backend.options.pending_timeout_s): {reason}",
-            job_id=handle.job_id,
+            job_id=job.job_id,
         )
 
-    def _event_reason(self, handle: JobHandle) -> str:
+    def _event_reason(self, job: KubernetesJobHandle) -> str:
         try:
-            events = warning_events(self._connect(), self._namespace, handle.data["name"])
+            events = warning_events(self._connect(), self._namespace, job.name)
         except _CLIENT_ERRORS:
             return ""  # the reason is a courtesy; the timeout stands without it
         return events[-1] if events else ""
 
     # -- finishing --------------------------------------------------------------
-    def _settle(self, handle: JobHandle, state: JobState, reason: str) -> None:
+    def _settle(self, job: KubernetesJobHandle, state: JobState, reason: str) -> None:
         """Save logs and Kubernetes' account, then delete (or keep) the object."""
-        name = handle.data["name"]
         try:
-            pods = self._resource("pods").items(f"{LABEL_JOB}={name}")
+            pods = self._resource("pods").items(f"{LABEL_JOB}={job.name}")
         except _CLIENT_ERRORS as exc:
-            raise api_error(exc, f"listing the pods of {name}", CollectError, handle.job_id) from exc
+            raise api_error(exc, f"listing the pods of {job.name}", CollectError, job.job_id) from exc
         main = main_pod(pods)
-        artifacts = self._save_logs(handle, pods, main)
-        obj = self._watch(self.primary, handle.data["run_id"]).get(name)
-        handle.spec.stderr_path.write_text(account(self.primary[:-1], obj, pods, state, reason))
-        self._dispose(handle, failed=state is not JobState.COMPLETED)
-        handle.data.update(final=state, exit_code=exit_code(main), ended=time.monotonic(), artifacts=artifacts)
+        artifacts = self._save_logs(job, pods, main)
+        obj = self._watch(self.primary, job.run_id).get(job.name)
+        job.spec.stderr_path.write_text(account(self.primary[:-1], obj, pods, state, reason))
+        self._dispose(job, failed=state is not JobState.COMPLETED)
+        job.exit_code, job.artifacts = exit_code(main), artifacts
+        job.final_state, job.ended_at = state, time.monotonic()
 
-    def _save_logs(self, handle: JobHandle, pods: list[Json], main: Json | None) -> dict[str, str]:
+    def _save_logs(self, job: KubernetesJobHandle, pods: list[Json], main: Json | None) -> dict[str, str]:
         artifacts: dict[str, str] = {}
-        handle.spec.stdout_path.touch()
+        job.spec.stdout_path.touch()
         for pod in pods:
             pod_name = pod["metadata"]["name"]
             for container in _container_names(pod):
                 is_main = pod is main and container == CONTAINER
-                path = handle.spec.stdout_path if is_main else handle.spec.workdir / f"{pod_name}.{container}.log"
+                path = job.spec.stdout_path if is_main else job.spec.workdir / f"{pod_name}.{container}.log"
                 try:
                     saved = save_log(self._connect(), self._namespace, pod_name, container, path)
                 except _CLIENT_ERRORS as exc:
                     doing = f"reading the log of {pod_name}/{container}"
-                    raise api_error(exc, doing, CollectError, handle.job_id) from exc
+                    raise api_error(exc, doing, CollectError, job.job_id) from exc
                 if saved and not is_main:
                     artifacts[f"log:{pod_name}/{container}"] = str(path)
         return artifacts
 
-    def _dispose(self, handle: JobHandle, failed: bool) -> None:
-        name, resource = handle.data["name"], self._resource(self.primary)
+    def _dispose(self, job: KubernetesJobHandle, failed: bool) -> None:
+        resource = self._resource(self.primary)
         try:
             if failed and self.options.keep_failed:
-                resource.label(name, {LABEL_KEEP: "true"})
+                resource.label(job.name, {LABEL_KEEP: "true"})
             else:
-                resource.delete(name)
+                resource.delete(job.name)
         except _CLIENT_ERRORS as exc:
-            raise api_error(exc, f"deleting {self.primary[:-1]} {name}", TeardownError, handle.job_id) from exc
+            raise api_error(exc, f"deleting {self.primary[:-1]} {job.name}", TeardownError, job.job_id) from exc
 
     def cancel(self, handle: JobHandle) -> None:
-        if handle.data.get("final") is not None:
+        job = narrow_handle(handle, KubernetesJobHandle)
+        if job.final_state is not None:
             return
-        handle.data.update(final=JobState.CANCELLED, ended=time.monotonic())
-        if "manifest" not in handle.data:
-            self._dispose(handle, failed=False)
+        job.final_state, job.ended_at = JobState.CANCELLED, time.monotonic()
+        if job.manifest is None:
+            self._dispose(job, failed=False)
 
     def collect(self, handle: JobHandle) -> JobOutput:
-        started = handle.data.get("started", handle.submitted_at)
+        job = narrow_handle(handle, KubernetesJobHandle)
+        started_at = job.submitted_at if job.started_at is None else job.started_at
+        ended_at = time.monotonic() if job.ended_at is None else job.ended_at
         return JobOutput(
-            job_id=handle.job_id,
-            state=handle.data.get("final", JobState.UNKNOWN),
-            exit_code=handle.data.get("exit_code"),
-            stdout_path=handle.spec.stdout_path,
-            stderr_path=handle.spec.stderr_path,
-            elapsed_s=handle.data.get("ended", time.monotonic()) - started,
-            artifacts=handle.data.get("artifacts", {}),
+            job_id=job.job_id,
+            state=job.final_state or JobState.UNKNOWN,
+            exit_code=job.exit_code,
+            stdout_path=job.spec.stdout_path,
+            stderr_path=job.spec.stderr_path,
+            elapsed_s=ended_at - started_at,
+            artifacts=job.artifacts,
         )
 
     # -- session end and dry run -------------------------------------------------
@@ -327,50 +349,9 @@ class KubernetesBackend(Backend):
             except ConfigError:
                 self._namespace = "default"  # a dry run needs no cluster
         manifest = self._manifest(spec, object_name(spec.name, "dryrun"), self._namespace)
-        return yaml.safe_dump(_redacted(manifest), sort_keys=False)
-
-
-def _with_retries(call: Callable[[], T]) -> T:
-    """``call()``, again after 5xx answers and connection failures; 409 on a retry means it got through."""
-    for attempt in range(_CREATE_ATTEMPTS):
-        try:
-            return call()
-        except k8s.ApiException as exc:
-            if attempt == _CREATE_ATTEMPTS - 1 or int(exc.status or 0) < 500:
-                raise
-        except TRANSPORT_ERRORS:
-            if attempt == _CREATE_ATTEMPTS - 1:
-                raise
-        time.sleep(0.25 * 2**attempt)
-    raise AssertionError("unreachable")
+        return yaml.safe_dump(redacted(manifest), sort_keys=False)
 
 
 def _container_names(pod: Json) -> list[str]:
     spec = pod.get("spec") or {}
     return [c["name"] for c in [*spec.get("initContainers", []), *spec.get("containers", [])]]
-
-
-def _load_template(template: str | Mapping[str, Any] | None, source: str) -> Json | None:
-    if template is None or isinstance(template, Mapping):
-        return dict(template) if template is not None else None
-    path = Path(template).expanduser()
-    if not path.is_absolute() and not source.startswith("<"):  # relative to the catalogue file
-        path = Path(source).parent / path
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"backend.options.template: cannot read {path}: {exc}") from exc
-    if not isinstance(data, dict) or not {"apiVersion", "kind"} <= data.keys():
-        raise ConfigError(f"backend.options.template: {path} must be one mapping with apiVersion and kind")
-    return data
-
-
-def _redacted(node: Any) -> Any:
-    """The manifest with secret-looking environment values replaced, for printing."""
-    if isinstance(node, list):
-        return [_redacted(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    if set(node) == {"name", "value"} and is_secret_name(str(node["name"])):
-        return {"name": node["name"], "value": REDACTED}
-    return {key: _redacted(value) for key, value in node.items()}

@@ -8,13 +8,24 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pytest_hetero.backends.base import Backend, JobHandle, JobOutput, JobSpec, JobState
+from pytest_hetero.backends.base import Backend, JobHandle, JobOutput, JobSpec, JobState, narrow_handle
 from pytest_hetero.errors import SubmitError
 from pytest_hetero.launchers.base import LaunchContext
 
-__all__ = ["LocalBackend"]
+__all__ = ["LocalBackend", "LocalJobHandle"]
+
+
+@dataclass(kw_only=True)
+class LocalJobHandle(JobHandle):
+    """A process group on this host; its state is settled by ``status`` or ``cancel``."""
+
+    proc: subprocess.Popen[bytes]
+    started_at: float
+    state: JobState = JobState.RUNNING
+    ended_at: float | None = None
 
 
 class LocalBackend(Backend):
@@ -49,14 +60,14 @@ class LocalBackend(Backend):
         python = "python3" if self.platform.environment.container_image else sys.executable
         return LaunchContext(nodes=context.nodes, ranks_per_node=context.ranks_per_node, python=python)
 
-    def submit(self, spec: JobSpec) -> JobHandle:
+    def submit(self, spec: JobSpec) -> LocalJobHandle:
         try:
             spec.workdir.mkdir(parents=True, exist_ok=True)
             return self._start(spec)
         except OSError as exc:
             raise SubmitError(f"cannot prepare the job directory {spec.workdir}: {exc.strerror or exc}") from exc
 
-    def _start(self, spec: JobSpec) -> JobHandle:
+    def _start(self, spec: JobSpec) -> LocalJobHandle:
         env = self._environment(spec)
         with open(spec.stdout_path, "wb") as out, open(spec.stderr_path, "wb") as err:
             try:
@@ -71,9 +82,7 @@ class LocalBackend(Backend):
                 )
             except OSError as exc:
                 raise SubmitError(f"cannot start {spec.argv[0]!r}: {exc.strerror or exc}") from exc
-        handle = JobHandle(job_id=f"local-{proc.pid}", spec=spec)
-        handle.data.update(proc=proc, state=JobState.RUNNING, started=time.monotonic())
-        return handle
+        return LocalJobHandle(job_id=f"local-{proc.pid}", spec=spec, proc=proc, started_at=time.monotonic())
 
     def _environment(self, spec: JobSpec) -> dict[str, str]:
         inherit = bool(self.platform.backend.options.get("inherit_env", True))
@@ -83,30 +92,30 @@ class LocalBackend(Backend):
         return env
 
     def status(self, handle: JobHandle) -> JobState:
-        state: JobState = handle.data["state"]
-        if state.finished:
-            return state
-        proc: subprocess.Popen[bytes] = handle.data["proc"]
-        code = proc.poll()
+        job = narrow_handle(handle, LocalJobHandle)
+        if job.state.finished:
+            return job.state
+        code = job.proc.poll()
         if code is not None:
             # Whatever the workload left behind in its group (loader workers, daemons) goes with it.
-            _signal_group(proc.pid, signal.SIGKILL)
-            return self._settle(handle, JobState.COMPLETED if code == 0 else JobState.FAILED)
-        if time.monotonic() - handle.data["started"] > handle.spec.timeout_s:
-            self._kill_group(proc)
-            return self._settle(handle, JobState.TIMEOUT)
+            _signal_group(job.proc.pid, signal.SIGKILL)
+            return self._settle(job, JobState.COMPLETED if code == 0 else JobState.FAILED)
+        if time.monotonic() - job.started_at > job.spec.timeout_s:
+            self._kill_group(job.proc)
+            return self._settle(job, JobState.TIMEOUT)
         return JobState.RUNNING
 
-    def _settle(self, handle: JobHandle, state: JobState) -> JobState:
-        handle.data["state"] = state
-        handle.data["ended"] = time.monotonic()
+    def _settle(self, job: LocalJobHandle, state: JobState) -> JobState:
+        job.state = state
+        job.ended_at = time.monotonic()
         return state
 
     def cancel(self, handle: JobHandle) -> None:
-        if handle.data["state"].finished:
+        job = narrow_handle(handle, LocalJobHandle)
+        if job.state.finished:
             return
-        self._kill_group(handle.data["proc"])
-        self._settle(handle, JobState.CANCELLED)
+        self._kill_group(job.proc)
+        self._settle(job, JobState.CANCELLED)
 
     def _kill_group(self, proc: subprocess.Popen[bytes]) -> None:
         """SIGTERM the process group, SIGKILL what is left after the grace period."""
@@ -118,15 +127,15 @@ class LocalBackend(Backend):
         proc.wait()
 
     def collect(self, handle: JobHandle) -> JobOutput:
-        proc: subprocess.Popen[bytes] = handle.data["proc"]
-        ended = handle.data.get("ended", time.monotonic())
+        job = narrow_handle(handle, LocalJobHandle)
+        ended_at = time.monotonic() if job.ended_at is None else job.ended_at
         return JobOutput(
-            job_id=handle.job_id,
-            state=handle.data["state"],
-            exit_code=proc.returncode,
-            stdout_path=handle.spec.stdout_path,
-            stderr_path=handle.spec.stderr_path,
-            elapsed_s=ended - handle.data["started"],
+            job_id=job.job_id,
+            state=job.state,
+            exit_code=job.proc.returncode,
+            stdout_path=job.spec.stdout_path,
+            stderr_path=job.spec.stderr_path,
+            elapsed_s=ended_at - job.started_at,
         )
 
 

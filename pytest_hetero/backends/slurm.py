@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pytest_hetero.backends.base import Backend, JobHandle, JobOutput, JobSpec, JobState
+from pytest_hetero.backends.base import Backend, JobHandle, JobOutput, JobSpec, JobState, narrow_handle
 from pytest_hetero.backends.slurm_script import (
     OPTIONS_SCHEMA,
     check_platform,
@@ -184,7 +184,7 @@ class SlurmBackend(Backend):
 
     # -- status -------------------------------------------------------------
     def status(self, handle: JobHandle) -> JobState:
-        job = _own(handle)
+        job = narrow_handle(handle, SlurmJobHandle)
         if not job.state.finished and time.monotonic() - self._queried_at >= _MIN_QUERY_INTERVAL_S:
             self._refresh()
         if not job.state.finished:
@@ -229,7 +229,7 @@ class SlurmBackend(Backend):
 
     # -- cancel -------------------------------------------------------------
     def cancel(self, handle: JobHandle) -> None:
-        job = _own(handle)
+        job = narrow_handle(handle, SlurmJobHandle)
         if job.state.finished:
             return
         try:
@@ -254,7 +254,7 @@ class SlurmBackend(Backend):
 
     # -- collect ------------------------------------------------------------
     def collect(self, handle: JobHandle) -> JobOutput:
-        job = _own(handle)
+        job = narrow_handle(handle, SlurmJobHandle)
         if not job.state.finished:
             self._refresh()
         return JobOutput(
@@ -266,12 +266,6 @@ class SlurmBackend(Backend):
             elapsed_s=job.elapsed_s,
             artifacts={"batch_script": str(job.script_path)},
         )
-
-
-def _own(handle: JobHandle) -> SlurmJobHandle:
-    if not isinstance(handle, SlurmJobHandle):
-        raise TypeError(f"not a Slurm job handle: {handle!r}")
-    return handle
 
 
 # -- Slurm commands -----------------------------------------------------------

@@ -103,7 +103,7 @@ def test_kueue_admission_resumes_the_job(k8s_target: Target) -> None:
     handle = backend.submit(spec)
     wait_for(lambda: "not admitted by Kueue" in backend.pending_reason(handle), 10, "suspended")
     api, _ = connect(str(k8s_target.kubeconfig), None, False)
-    k8s.BatchV1Api(api).patch_namespaced_job(handle.data["name"], k8s_target.namespace, {"spec": {"suspend": False}})
+    k8s.BatchV1Api(api).patch_namespaced_job(handle.name, k8s_target.namespace, {"spec": {"suspend": False}})
     wait_for(lambda: backend.status(handle).finished, 10, "admitted job finished")
     output = backend.collect(handle)
     backend.close()
@@ -356,12 +356,10 @@ def test_watch_resumes_from_its_resource_version_and_relists_when_gone(
     wait_for(lambda: backend.status(handle).finished, 15, "job finished")
     backend.close()
     assert backend.collect(handle).state is JobState.COMPLETED
-    watches = [
-        p for p in k8s_cluster.requests("watch", "jobs") if p.get("labelSelector", "").find(handle.data["run_id"]) >= 0
-    ]
+    watches = [p for p in k8s_cluster.requests("watch", "jobs") if p.get("labelSelector", "").find(handle.run_id) >= 0]
     resumed = [p for p in watches if p.get("resourceVersion") not in (None, "", "0")]
     assert len(resumed) >= 2, watches  # streams ended by timeoutSeconds were resumed, not restarted
-    lists = [p for p in k8s_cluster.requests("list", "jobs") if handle.data["run_id"] in p.get("labelSelector", "")]
+    lists = [p for p in k8s_cluster.requests("list", "jobs") if handle.run_id in p.get("labelSelector", "")]
     assert len(lists) >= 2  # 410 Gone after the compaction made it list again
 
 

@@ -210,10 +210,11 @@ def test_render_is_yaml_with_secrets_redacted() -> None:
 
 def test_the_deadline_counts_from_the_start_not_the_submission() -> None:
     platform = platform_of(CPU)
-    handle = KubernetesJobHandle(job_id="ns/x", spec=spec_for(platform), submitted_at=100.0)
-    handle.data["pending_timeout_s"] = 600.0
+    handle = KubernetesJobHandle(
+        job_id="ns/x", spec=spec_for(platform), submitted_at=100.0, name="x", run_id="r", pending_timeout_s=600.0
+    )
     assert handle.deadline == 100.0 + 600 + 1200 + 30
-    handle.data["started"] = 5000.0
+    handle.started_at = 5000.0
     assert handle.deadline == 5000.0 + 1200 + 30
 
 
