@@ -1,13 +1,16 @@
 """The backend contract: *where* a benchmark job runs.
 
 A backend implements four primitives — :meth:`Backend.submit`,
-:meth:`Backend.status`, :meth:`Backend.cancel`, :meth:`Backend.collect`.
-Waiting is not its business: the scheduler (:mod:`pytest_hetero.scheduler`)
-is the one loop that polls jobs, for a whole session or for one job
-(``run_job``). Each backend keeps the state of a job in its own typed
-:class:`JobHandle` subclass, and narrows the handles it is given with
-:func:`narrow_handle`. *How* processes start inside the allocation is the
-launcher's business (:mod:`pytest_hetero.launchers`).
+:meth:`Backend.status`, :meth:`Backend.cancel`, :meth:`Backend.collect` —
+on its own :class:`JobHandle` subclass. Waiting is not its business: the
+scheduler (:mod:`pytest_hetero.scheduler`) is the one loop that polls jobs,
+for a whole session or for one job (``run_job``). *How* processes start
+inside the allocation is the launcher's business (:mod:`pytest_hetero.launchers`).
+
+Each backend types its ``backend.options`` as a frozen :class:`BackendOptions`
+subclass: :meth:`Backend.parse_options` checks them against
+:attr:`Backend.options_schema` and builds it (the catalogue loader calls it for
+every platform), and the instance reads its options only from ``self.options``.
 """
 
 from __future__ import annotations
@@ -16,19 +19,32 @@ import signal
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
 
 from pytest_hetero.config.models import Platform
-from pytest_hetero.errors import JobFailedError, JobTimeoutError, StageError
+from pytest_hetero.errors import ConfigError, JobFailedError, JobTimeoutError, StageError
 from pytest_hetero.launchers.base import LaunchContext
+from pytest_hetero.schemas import schema_errors
 
-__all__ = ["Backend", "JobHandle", "JobOutput", "JobSpec", "JobState", "narrow_handle", "raise_for_state", "tail_of"]
+__all__ = [
+    "Backend",
+    "BackendOptions",
+    "JobHandle",
+    "JobOutput",
+    "JobSpec",
+    "JobState",
+    "check_options",
+    "narrow_handle",
+    "raise_for_state",
+    "tail_of",
+]
 
 HandleT = TypeVar("HandleT", bound="JobHandle")
+OptionsT = TypeVar("OptionsT", bound="BackendOptions")
 
 
 class JobState(str, Enum):
@@ -108,6 +124,29 @@ def narrow_handle(handle: JobHandle, handle_type: type[HandleT]) -> HandleT:
     return handle
 
 
+@dataclass(frozen=True)
+class BackendOptions:
+    """Typed ``backend.options``: each backend subclasses it with one field per key of its schema."""
+
+    @classmethod
+    def from_mapping(cls: type[OptionsT], raw: Mapping[str, Any]) -> OptionsT:
+        """Build from options already checked against the schema; lists become tuples."""
+        values = {key: tuple(value) if isinstance(value, list) else value for key, value in raw.items()}
+        try:
+            return cls(**values)
+        except TypeError:  # the schema admits a key the dataclass lacks: a bug in the backend
+            unknown = sorted(set(raw) - {f.name for f in fields(cls)})
+            raise ConfigError(f"{cls.__name__} has no field for option(s) {unknown}") from None
+
+
+def check_options(schema: Mapping[str, Any], raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``raw`` if it satisfies ``schema``; else :class:`ConfigError` listing every problem with its path."""
+    problems = schema_errors(dict(raw), schema, prefix="backend.options")
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return raw
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text(errors="replace")
@@ -127,18 +166,48 @@ def tail_of(*paths: Path, lines: int = 20) -> str:
 
 
 class Backend(ABC):
-    """Where a job runs. One instance per platform and session."""
+    """Where a job runs. One instance per platform and session.
+
+    The constructor types the platform's ``backend.options`` (:meth:`parse_options`)
+    and refuses settings the backend cannot honour (:meth:`platform_problems`),
+    both as :class:`~pytest_hetero.errors.ConfigError` naming the platform.
+    Subclasses return their own :class:`JobHandle` subclass from :meth:`submit`
+    and narrow the handles they are given with :func:`narrow_handle`.
+    """
 
     name: ClassVar[str]
-    #: JSON Schema of ``backend.options`` in platforms.yaml.
+    #: JSON Schema of ``backend.options`` in platforms.yaml: the first check, with JSON paths.
     options_schema: ClassVar[dict[str, Any]] = {"type": "object", "additionalProperties": False}
     #: Back-off of the scheduler's wait loop: first interval, factor, ceiling (seconds).
     poll_initial_s: ClassVar[float] = 0.02
     poll_factor: ClassVar[float] = 1.5
     poll_max_s: ClassVar[float] = 2.0
+    #: ``backend.options``, typed; subclasses narrow the type.
+    options: BackendOptions
 
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
+        where = f"platform {platform.name!r} ({platform.source})"
+        try:
+            self.options = self.parse_options(platform.backend.options)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        problems = self.platform_problems(platform)
+        if problems:
+            raise ConfigError(f"{where}: " + "; ".join(problems))
+
+    @classmethod
+    def parse_options(cls, raw: Mapping[str, Any]) -> BackendOptions:
+        """``backend.options`` checked against :attr:`options_schema` and typed; :class:`ConfigError` if invalid.
+
+        Backends override it to return their own :class:`BackendOptions` subclass.
+        """
+        return BackendOptions.from_mapping(check_options(cls.options_schema, raw))
+
+    @classmethod
+    def platform_problems(cls, platform: Platform) -> list[str]:
+        """Settings of ``platform`` this backend cannot honour (none by default)."""
+        return []
 
     @abstractmethod
     def submit(self, spec: JobSpec) -> JobHandle:

@@ -20,11 +20,20 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from pytest_hetero.backends.base import Backend, JobHandle, JobOutput, JobSpec, JobState, narrow_handle
-from pytest_hetero.config.models import Platform
+from pytest_hetero.backends.base import (
+    Backend,
+    BackendOptions,
+    JobHandle,
+    JobOutput,
+    JobSpec,
+    JobState,
+    check_options,
+    narrow_handle,
+)
+from pytest_hetero.config.models import BackendConfig, Platform
 from pytest_hetero.workloads.common import METRICS_PREFIX
 
 __all__ = ["FakeBackend", "FakeResult"]
@@ -64,6 +73,23 @@ def _entry(name: str, value: Any) -> dict[str, Any]:
     return {"name": name, "value": value, "unit": "", "higher_is_better": True}
 
 
+@dataclass(frozen=True)
+class FakeOptions(BackendOptions):
+    """``backend.options`` of the fake backend: the result of every job when no handler is given."""
+
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    exit_code: int = 0
+    state: JobState = JobState.COMPLETED
+    stdout: str = ""
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> FakeOptions:
+        values = dict(raw)
+        if "state" in values:
+            values["state"] = JobState(values["state"])
+        return super().from_mapping(values)
+
+
 @dataclass(kw_only=True)
 class FakeJobHandle(JobHandle):
     """A fake job: finished from the start, with the handler's result."""
@@ -86,20 +112,25 @@ class FakeBackend(Backend):
         },
     }
     _ids = itertools.count(1)
+    options: FakeOptions
 
     def __init__(self, platform: Platform, handler: Callable[[JobSpec], FakeResult] | None = None) -> None:
-        super().__init__(platform)
+        # A conftest may stand the fake in for any platform's backend: another kind's options are not the fake's.
+        own = platform.backend.kind == self.name
+        super().__init__(platform if own else replace(platform, backend=BackendConfig(kind=self.name)))
+        self.platform = platform
         self.handler = handler or self._from_options
         self.submitted: list[JobSpec] = []
         self.cancelled: list[str] = []
 
+    @classmethod
+    def parse_options(cls, raw: Mapping[str, Any]) -> FakeOptions:
+        return FakeOptions.from_mapping(check_options(cls.options_schema, raw))
+
     def _from_options(self, spec: JobSpec) -> FakeResult:
-        opts = self.platform.backend.options
+        options = self.options
         return FakeResult(
-            metrics=dict(opts.get("metrics", {})),
-            exit_code=int(opts.get("exit_code", 0)),
-            state=JobState(opts.get("state", "COMPLETED")),
-            stdout=str(opts.get("stdout", "")),
+            metrics=dict(options.metrics), exit_code=options.exit_code, state=options.state, stdout=options.stdout
         )
 
     def submit(self, spec: JobSpec) -> FakeJobHandle:

@@ -2,7 +2,8 @@
 
 The catalogue loader validates the options against :data:`OPTIONS_SCHEMA`
 (unknown keys are rejected with the list of valid ones);
-:meth:`K8sOptions.parse` then gives the backend typed values with defaults.
+:meth:`K8sOptions.parse` (``KubernetesBackend.parse_options``) then gives the
+backend typed values with defaults.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from pytest_hetero.backends.base import BackendOptions, check_options
 
 __all__ = ["OPTIONS_SCHEMA", "K8sOptions"]
 
@@ -61,8 +64,8 @@ OPTIONS_SCHEMA: dict[str, Any] = {
 
 
 @dataclass(frozen=True)
-class K8sOptions:
-    """``backend.options`` (already validated against :data:`OPTIONS_SCHEMA`) with defaults."""
+class K8sOptions(BackendOptions):
+    """``backend.options`` of the kubernetes backend, with defaults."""
 
     namespace: str | None = None
     context: str | None = None
@@ -96,7 +99,6 @@ class K8sOptions:
     watch_timeout_s: int = 60
 
     @classmethod
-    def parse(cls, options: Mapping[str, Any]) -> K8sOptions:
-        tuples = {"tolerations", "image_pull_secrets", "volumes", "volume_mounts"}
-        values: dict[str, Any] = {k: tuple(v) if k in tuples else v for k, v in options.items()}
-        return cls(**values)
+    def parse(cls, raw: Mapping[str, Any]) -> K8sOptions:
+        """``raw`` checked against :data:`OPTIONS_SCHEMA` and typed; :class:`ConfigError` if invalid."""
+        return cls.from_mapping(check_options(OPTIONS_SCHEMA, raw))

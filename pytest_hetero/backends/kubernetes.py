@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 import uuid
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -100,13 +101,10 @@ class KubernetesBackend(Backend):
     name = "kubernetes"
     options_schema: ClassVar[dict[str, Any]] = OPTIONS_SCHEMA
     poll_initial_s: ClassVar[float] = 0.05  # status() reads a local cache: cheap
+    options: K8sOptions
 
     def __init__(self, platform: Platform) -> None:
         super().__init__(platform)
-        self.options = K8sOptions.parse(platform.backend.options)
-        problems = platform_problems(platform, self.options)
-        if problems:
-            raise ConfigError(f"platform {platform.name!r} ({platform.source}): " + "; ".join(problems))
         self.session_id = uuid.uuid4().hex[:12]
         self._fallback_run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{self.session_id[:6]}"
         self._template = load_template(self.options.template, platform.source)
@@ -114,6 +112,15 @@ class KubernetesBackend(Backend):
         self._namespace = self.options.namespace or ""
         self._watches: dict[tuple[str, str], WatchCache] = {}
         self._run_ids: set[str] = set()
+
+    @classmethod
+    def parse_options(cls, raw: Mapping[str, Any]) -> K8sOptions:
+        return K8sOptions.parse(raw)
+
+    @classmethod
+    def platform_problems(cls, platform: Platform) -> list[str]:
+        """What keeps ``platform`` from running on Kubernetes at all (checked at start-up)."""
+        return platform_problems(platform, cls.parse_options(platform.backend.options))
 
     # -- connection and resources ---------------------------------------------
     @property
@@ -146,7 +153,7 @@ class KubernetesBackend(Backend):
 
     def _manifest(self, spec: JobSpec, name: str, namespace: str) -> Json:
         ident = Identity(name, namespace, self._run_id(spec), self.session_id, platform=self.platform.name)
-        return build_manifest(self.platform, spec, ident, self._template)
+        return build_manifest(self.platform, spec, ident, self._template, options=self.options)
 
     def _run_id(self, spec: JobSpec) -> str:
         return spec.env.get("HETERO_RUN_ID") or self._fallback_run_id

@@ -8,14 +8,34 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pytest_hetero.backends.base import Backend, JobHandle, JobOutput, JobSpec, JobState, narrow_handle
+from pytest_hetero.backends.base import (
+    Backend,
+    BackendOptions,
+    JobHandle,
+    JobOutput,
+    JobSpec,
+    JobState,
+    check_options,
+    narrow_handle,
+)
 from pytest_hetero.errors import SubmitError
 from pytest_hetero.launchers.base import LaunchContext
 
-__all__ = ["LocalBackend", "LocalJobHandle"]
+__all__ = ["LocalBackend", "LocalJobHandle", "LocalOptions"]
+
+
+@dataclass(frozen=True)
+class LocalOptions(BackendOptions):
+    """``backend.options`` of the local backend."""
+
+    #: Seconds between SIGTERM and SIGKILL when a job is stopped.
+    kill_grace_s: float = 5.0
+    #: Start the workload with this process's environment (else only PATH, plus the platform's env).
+    inherit_env: bool = True
 
 
 @dataclass(kw_only=True)
@@ -50,9 +70,11 @@ class LocalBackend(Backend):
         },
     }
 
-    @property
-    def kill_grace_s(self) -> float:
-        return float(self.platform.backend.options.get("kill_grace_s", 5.0))
+    options: LocalOptions
+
+    @classmethod
+    def parse_options(cls, raw: Mapping[str, Any]) -> LocalOptions:
+        return LocalOptions.from_mapping(check_options(cls.options_schema, raw))
 
     def launch_context(self) -> LaunchContext:
         context = super().launch_context()
@@ -85,8 +107,7 @@ class LocalBackend(Backend):
         return LocalJobHandle(job_id=f"local-{proc.pid}", spec=spec, proc=proc, started_at=time.monotonic())
 
     def _environment(self, spec: JobSpec) -> dict[str, str]:
-        inherit = bool(self.platform.backend.options.get("inherit_env", True))
-        env = dict(os.environ) if inherit else {"PATH": os.environ.get("PATH", "")}
+        env = dict(os.environ) if self.options.inherit_env else {"PATH": os.environ.get("PATH", "")}
         env.update(self.platform.environment.env)
         env.update(spec.env)
         return env
@@ -121,7 +142,7 @@ class LocalBackend(Backend):
         """SIGTERM the process group, SIGKILL what is left after the grace period."""
         _signal_group(proc.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=self.kill_grace_s)
+            proc.wait(timeout=self.options.kill_grace_s)
         # The leader may be gone while children linger in the group.
         _signal_group(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -28,6 +28,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -35,7 +36,7 @@ from typing import Any, ClassVar
 from pytest_hetero.backends.base import Backend, JobHandle, JobOutput, JobSpec, JobState, narrow_handle
 from pytest_hetero.backends.slurm_script import (
     OPTIONS_SCHEMA,
-    check_platform,
+    SlurmOptions,
     exported_env,
     render_batch_script,
     time_limit_min,
@@ -110,21 +111,27 @@ class SlurmBackend(Backend):
     poll_initial_s: ClassVar[float] = 0.25
     poll_factor: ClassVar[float] = 1.3
     poll_max_s: ClassVar[float] = 5.0
+    options: SlurmOptions
 
     def __init__(self, platform: Platform) -> None:
-        check_platform(platform)
         super().__init__(platform)
         self._unfinished: dict[str, SlurmJobHandle] = {}
         self._queried_at = float("-inf")
         self._failing_since: float | None = None
         self._last_failure = ""
 
-    def _option(self, key: str, default: float) -> float:
-        return float(self.platform.backend.options.get(key, default))
+    @classmethod
+    def parse_options(cls, raw: Mapping[str, Any]) -> SlurmOptions:
+        return SlurmOptions.parse(raw)
 
-    @property
-    def command_timeout_s(self) -> float:
-        return self._option("command_timeout_s", 30.0)
+    @classmethod
+    def platform_problems(cls, platform: Platform) -> list[str]:
+        if not platform.environment.container_image:
+            return []
+        return [
+            "the slurm backend does not start containers itself; drop environment.container_image and pass "
+            "your site's flags instead (e.g. pyxis: launcher srun with extra_args: ['--container-image=...'])"
+        ]
 
     def launch_context(self) -> LaunchContext:
         """srun reaches every node; the first node of the allocation hosts the rendezvous."""
@@ -138,7 +145,7 @@ class SlurmBackend(Backend):
 
     # -- submit -------------------------------------------------------------
     def render(self, spec: JobSpec) -> str:
-        return render_batch_script(spec)
+        return render_batch_script(spec, self.options)
 
     def submit(self, spec: JobSpec) -> SlurmJobHandle:
         script = self._write_script(spec)
@@ -147,13 +154,13 @@ class SlurmBackend(Backend):
             job_id=job_id,
             spec=spec,
             script_path=script,
-            queue_timeout_s=self._option("queue_timeout_min", 1440.0) * 60.0,
+            queue_timeout_s=self.options.queue_timeout_min * 60.0,
         )
         self._unfinished[job_id] = handle
         return handle
 
     def _write_script(self, spec: JobSpec) -> Path:
-        text = render_batch_script(spec)
+        text = render_batch_script(spec, self.options)
         spec.workdir.mkdir(parents=True, exist_ok=True)
         path = spec.workdir / "batch.sh"
         path.write_text(text)
@@ -164,7 +171,7 @@ class SlurmBackend(Backend):
         proc: subprocess.Popen[str] | None = None
         try:
             proc = _start(argv, {**_submission_environ(), **secret_env})
-            out = _finish(proc, "sbatch", self.command_timeout_s)
+            out = _finish(proc, "sbatch", self.options.command_timeout_s)
         except _CommandError as exc:
             raise SubmitError(_submit_problem(exc, script)) from None
         except KeyboardInterrupt:
@@ -177,8 +184,8 @@ class SlurmBackend(Backend):
         if proc is None:
             return
         try:
-            job_id = _job_id_from(_finish(proc, "sbatch", self.command_timeout_s), Path())
-            _run(["scancel", job_id], self.command_timeout_s)
+            job_id = _job_id_from(_finish(proc, "sbatch", self.options.command_timeout_s), Path())
+            _run(["scancel", job_id], self.options.command_timeout_s)
         except (_CommandError, SubmitError):
             pass  # nothing was submitted, or nothing more can be done
 
@@ -197,7 +204,7 @@ class SlurmBackend(Backend):
             return
         argv = ["sacct", "-X", "-n", "-P", "-o", _SACCT_FIELDS, "-j", ",".join(self._unfinished)]
         try:
-            rows = parse_sacct(_run(argv, self.command_timeout_s))
+            rows = parse_sacct(_run(argv, self.options.command_timeout_s))
         except _CommandError as exc:
             self._failing_since = self._failing_since or time.monotonic()
             self._last_failure = str(exc)
@@ -216,7 +223,7 @@ class SlurmBackend(Backend):
 
     def _raise_if_unreachable(self, job: SlurmJobHandle) -> None:
         accounting_off = "accounting storage is disabled" in self._last_failure
-        grace_s = self._option("unreachable_grace_s", 120.0)
+        grace_s = self.options.unreachable_grace_s
         if self._failing_since is None or (time.monotonic() - self._failing_since < grace_s and not accounting_off):
             return
         self._try_cancel(job)
@@ -233,7 +240,7 @@ class SlurmBackend(Backend):
         if job.state.finished:
             return
         try:
-            _run(["scancel", job.job_id], self.command_timeout_s)
+            _run(["scancel", job.job_id], self.options.command_timeout_s)
         except _CommandError as exc:
             if "already completing or completed" not in str(exc):
                 raise TeardownError(

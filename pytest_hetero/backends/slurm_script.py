@@ -1,7 +1,8 @@
 """Render a benchmark job as a Slurm batch script: pure, no Slurm needed.
 
 :func:`sbatch_parameters` translates the platform's generic resources and its
-``backend.options`` into submitit's Slurm parameters (one table, below);
+``backend.options`` (typed as :class:`SlurmOptions`) into submitit's Slurm
+parameters (one table, below);
 :func:`render_batch_script` hands them to submitit's sbatch renderer. The same
 text is kept in the job's work directory, submitted, and printed by
 ``--hetero-dry-run``.
@@ -36,12 +37,14 @@ from __future__ import annotations
 import math
 import re
 import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from submitit.slurm.slurm import _make_sbatch_string
 
 from pytest_hetero.accelerators import accelerator_kind
-from pytest_hetero.backends.base import JobSpec
+from pytest_hetero.backends.base import BackendOptions, JobSpec, check_options
 from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import ConfigError
 from pytest_hetero.launchers import get_launcher_class
@@ -49,7 +52,7 @@ from pytest_hetero.redact import is_secret_name
 
 __all__ = [
     "OPTIONS_SCHEMA",
-    "check_platform",
+    "SlurmOptions",
     "exported_env",
     "render_batch_script",
     "sbatch_parameters",
@@ -78,7 +81,37 @@ OPTIONS_SCHEMA: dict[str, Any] = {
     },
 }
 
-_PASSED_THROUGH = ("partition", "account", "qos", "constraint", "gres")
+
+@dataclass(frozen=True)
+class SlurmOptions(BackendOptions):
+    """``backend.options`` of the slurm backend (:data:`OPTIONS_SCHEMA`), with defaults."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    reservation: str | None = None
+    exclusive: bool = False
+    gres: str | None = None
+    #: None: from the accelerators per node, unless ``gres`` is given; 0: none.
+    gpus_per_node: int | None = None
+    #: None: one per accelerator for launchers that start one rank per task, else 1.
+    tasks_per_node: int | None = None
+    signal: str | None = None
+    sbatch_extra: tuple[str, ...] = ()
+    #: Bound on every Slurm command (sbatch, sacct, scancel).
+    command_timeout_s: float = 30.0
+    #: How long a job may wait in the queue before it is cancelled.
+    queue_timeout_min: float = 1440.0
+    #: How long sacct may fail before the job is failed.
+    unreachable_grace_s: float = 120.0
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> SlurmOptions:
+        """``raw`` checked against :data:`OPTIONS_SCHEMA` and typed; :class:`ConfigError` if invalid."""
+        return cls.from_mapping(check_options(OPTIONS_SCHEMA, raw))
+
+
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # submitit always asks for USR2 90 s before the limit, for its own checkpointing (a
 # benchmark does not handle it and would die early: at once under a 1-minute limit),
@@ -89,22 +122,30 @@ _SUBMITIT_DEFAULTS = {
 }
 
 
-def sbatch_parameters(spec: JobSpec) -> dict[str, Any]:
-    """submitit ``SlurmExecutor`` parameters for ``spec`` (see the table above)."""
+def sbatch_parameters(spec: JobSpec, options: SlurmOptions | None = None) -> dict[str, Any]:
+    """submitit ``SlurmExecutor`` parameters for ``spec`` (see the table above).
+
+    ``options`` are the platform's ``backend.options``, typed (read from ``spec.platform`` if not given).
+    """
     platform = spec.platform
-    options = platform.backend.options
+    options = SlurmOptions.parse(platform.backend.options) if options is None else options
+    tasks_per_node = options.tasks_per_node
     params: dict[str, Any] = {
         "job_name": spec.name,
         "time": time_limit_min(spec.timeout_s),
         "nodes": platform.resources.nodes,
-        "ntasks_per_node": options.get("tasks_per_node", _default_tasks_per_node(platform)),
+        "ntasks_per_node": _default_tasks_per_node(platform) if tasks_per_node is None else tasks_per_node,
         "cpus_per_task": platform.resources.cpus_per_task,
-        "gpus_per_node": _gpus_per_node(platform),
+        "gpus_per_node": _gpus_per_node(platform, options),
         "mem": _mem(platform.resources.mem_gb),
-        "exclusive": True if options.get("exclusive") else None,
+        "exclusive": True if options.exclusive else None,
         "use_srun": False,  # the launcher decides how processes start
-        **{key: options[key] for key in _PASSED_THROUGH if key in options},
-        "additional_parameters": _additional(spec),
+        "partition": options.partition,
+        "account": options.account,
+        "qos": options.qos,
+        "constraint": options.constraint,
+        "gres": options.gres,
+        "additional_parameters": _additional(spec, options),
     }
     return {key: value for key, value in params.items() if value is not None}
 
@@ -120,11 +161,10 @@ def _default_tasks_per_node(platform: Platform) -> int:
     return 1
 
 
-def _gpus_per_node(platform: Platform) -> int | None:
-    options = platform.backend.options
-    if "gpus_per_node" in options:
-        return int(options["gpus_per_node"]) or None
-    if "gres" in options or not accelerator_kind(platform.accelerator.kind).slurm_gpu:
+def _gpus_per_node(platform: Platform, options: SlurmOptions) -> int | None:
+    if options.gpus_per_node is not None:
+        return options.gpus_per_node or None
+    if options.gres is not None or not accelerator_kind(platform.accelerator.kind).slurm_gpu:
         return None
     return platform.accelerators_per_node or None
 
@@ -135,18 +175,18 @@ def _mem(mem_gb: float | None) -> str | None:
     return f"{int(mem_gb)}GB" if mem_gb == int(mem_gb) else f"{math.ceil(mem_gb * 1024)}MB"
 
 
-def _additional(spec: JobSpec) -> dict[str, Any]:
-    options = spec.platform.backend.options
+def _additional(spec: JobSpec, options: SlurmOptions) -> dict[str, Any]:
     extra: dict[str, Any] = {
         "output": str(spec.stdout_path),
         "error": str(spec.stderr_path),
         "chdir": str(spec.workdir),
         "no_requeue": True,
     }
-    for key in ("reservation", "signal"):
-        if key in options:
-            extra[key] = options[key]
-    extra.update(_parse_flag(line) for line in options.get("sbatch_extra", ()))
+    if options.reservation is not None:
+        extra["reservation"] = options.reservation
+    if options.signal is not None:
+        extra["signal"] = options.signal
+    extra.update(_parse_flag(line) for line in options.sbatch_extra)
     return extra
 
 
@@ -174,10 +214,9 @@ def _setup_lines(spec: JobSpec) -> list[str]:
     return lines + list(spec.platform.environment.setup)
 
 
-def render_batch_script(spec: JobSpec) -> str:
-    """The batch script that runs ``spec.argv`` in an allocation shaped by the platform."""
-    check_platform(spec.platform)
-    params = sbatch_parameters(spec)
+def render_batch_script(spec: JobSpec, options: SlurmOptions | None = None) -> str:
+    """The batch script that runs ``spec.argv`` in an allocation shaped by the platform and ``options``."""
+    params = sbatch_parameters(spec, options)
     text: str = _make_sbatch_string(
         command=shlex.join(spec.argv), folder=spec.workdir, setup=_setup_lines(spec), **params
     )
@@ -185,13 +224,3 @@ def render_batch_script(spec: JobSpec) -> str:
         if key not in params["additional_parameters"]:
             text = default_line.sub("", text)
     return text
-
-
-def check_platform(platform: Platform) -> None:
-    """Refuse platform settings the slurm backend cannot honour."""
-    if platform.environment.container_image:
-        raise ConfigError(
-            f"platform {platform.name!r}: the slurm backend does not start containers itself; drop "
-            "environment.container_image and pass your site's flags instead (e.g. pyxis: launcher srun "
-            "with extra_args: ['--container-image=...'])"
-        )

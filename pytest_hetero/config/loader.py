@@ -116,7 +116,7 @@ def _semantic_problems(entries: list[Any]) -> Iterable[str]:
             seen.setdefault(name, index)
         where = f"$.platforms[{index}]"
         yield from _accelerator_problems(entry.get("accelerator"), f"{where}.accelerator.kind")
-        yield from _extension_problems(BACKENDS, entry.get("backend"), f"{where}.backend")
+        yield from _backend_problems(entry.get("backend"), f"{where}.backend")
         yield from _extension_problems(LAUNCHERS, entry.get("launcher"), f"{where}.launcher")
 
 
@@ -139,6 +139,20 @@ def _extension_problems(registry: Registry[Any], section: object, path: str) -> 
     except UnavailableError:
         return []  # reported when the platform is selected, not for every catalogue user
     return schema_errors(section.get("options", {}), cls.options_schema, prefix=f"{path}.options")
+
+
+def _backend_problems(section: object, path: str) -> list[str]:
+    """A backend section: the checks of every extension, then the backend's own reading of its options."""
+    problems = _extension_problems(BACKENDS, section, path)
+    if problems or not isinstance(section, dict) or section.get("kind") not in BACKENDS:
+        return problems
+    try:
+        BACKENDS.get(section["kind"]).parse_options(section.get("options", {}))
+    except UnavailableError:
+        return []  # as above: reported when the platform is selected
+    except ConfigError as exc:
+        return [f"{path}.options: {exc}"]
+    return []
 
 
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:

@@ -123,7 +123,7 @@ def rendered(entry: dict[str, Any]) -> str:
     platform = platform_of(entry)
     backend = KubernetesBackend(platform)  # loads the template like a real run
     ident = Identity(IDENT.name, IDENT.namespace, IDENT.run_id, IDENT.session, platform=platform.name)
-    manifest = build_manifest(platform, spec_for(platform), ident, backend._template)
+    manifest = build_manifest(platform, spec_for(platform), ident, backend._template, options=backend.options)
     return yaml.safe_dump(manifest, sort_keys=False)
 
 

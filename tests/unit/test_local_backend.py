@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from pytest_hetero.backends.base import JobSpec, JobState
-from pytest_hetero.backends.local import LocalBackend
+from pytest_hetero.backends.local import LocalBackend, LocalOptions
 from pytest_hetero.config.models import Accelerator, BackendConfig, Environment, Platform
-from pytest_hetero.errors import JobFailedError, JobTimeoutError, SubmitError
+from pytest_hetero.errors import ConfigError, JobFailedError, JobTimeoutError, SubmitError
 from pytest_hetero.scheduler import run_job
 
 PLATFORM = Platform(
@@ -70,3 +70,32 @@ def test_cancel_is_idempotent(tmp_path: Path) -> None:
     backend.cancel(handle)
     backend.cancel(handle)
     assert backend.status(handle) is JobState.CANCELLED
+
+
+def test_options_are_typed_with_their_defaults() -> None:
+    assert LocalBackend(PLATFORM).options == LocalOptions(kill_grace_s=0.5, inherit_env=True)
+    bare = Platform(name="b", accelerator=Accelerator(kind="cpu"), backend=BackendConfig(kind="local"))
+    assert LocalBackend(bare).options == LocalOptions(kill_grace_s=5.0, inherit_env=True)
+
+
+def test_bad_options_are_refused_naming_the_platform() -> None:
+    platform = Platform(
+        name="bad", accelerator=Accelerator(kind="cpu"), backend=BackendConfig(kind="local", options={"kill_grace": 1})
+    )
+    with pytest.raises(ConfigError, match=r"^platform 'bad' \(<built-in>\): backend.options: Additional properties"):
+        LocalBackend(platform)
+
+
+def test_inherit_env_false_passes_only_path_and_the_platform_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HETERO_TEST_LEAK", "leaked")
+    platform = Platform(
+        name="clean",
+        accelerator=Accelerator(kind="cpu"),
+        backend=BackendConfig(kind="local", options={"inherit_env": False}),
+        environment=Environment(env={"FROM_PLATFORM": "yes"}),
+    )
+    code = "import os; print(sorted(k for k in os.environ if k in ('PATH', 'FROM_PLATFORM', 'HETERO_TEST_LEAK')))"
+    spec = JobSpec(name="t", argv=(sys.executable, "-c", code), workdir=tmp_path / "job", platform=platform)
+    assert run_job(LocalBackend(platform), spec).stdout() == "['FROM_PLATFORM', 'PATH']\n"
