@@ -12,10 +12,16 @@ deletes whatever this process still has labelled with the run id.
 
 Client errors become stage errors at this boundary: creating is ``launch``,
 watching ``wait``, reading logs ``collect``, deleting ``teardown``.
+
+A Pod or Job runs on one node. With a template (a Kubeflow ``PyTorchJob``,
+...) the operator starts one replica per node and tells each where the
+master is (``MASTER_ADDR``); :meth:`KubernetesBackend.launch_context` hands
+that rendezvous to the launcher, so torchrun renders a multi-node command.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 import warnings
@@ -58,6 +64,7 @@ from pytest_hetero.backends.k8s_options import OPTIONS_SCHEMA, K8sOptions
 from pytest_hetero.backends.k8s_status import account, exit_code, main_pod, state_of
 from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import CollectError, ConfigError, JobFailedError, StageError, SubmitError, TeardownError
+from pytest_hetero.launchers.base import LaunchContext, Rendezvous
 
 __all__ = ["KubernetesBackend", "KubernetesJobHandle"]
 
@@ -121,6 +128,20 @@ class KubernetesBackend(Backend):
     def platform_problems(cls, platform: Platform) -> list[str]:
         """What keeps ``platform`` from running on Kubernetes at all (checked at start-up)."""
         return platform_problems(platform, cls.parse_options(platform.backend.options))
+
+    def launch_context(self) -> LaunchContext:
+        """One node for a Pod or Job; with a template, one replica per node meeting at the operator's master.
+
+        The operator (Kubeflow's PyTorchJob, ...) starts the command on every replica itself
+        and sets ``MASTER_ADDR`` to the first one, which is the same on all of them and
+        names this job alone: the rendezvous host and id.
+        """
+        context = super().launch_context()
+        if self._template is None:
+            return context
+        nodes = str(context.nodes)
+        rendezvous = Rendezvous(per_node=(), nodes=nodes, job_id="$MASTER_ADDR", host="$MASTER_ADDR")
+        return dataclasses.replace(context, rendezvous=rendezvous)
 
     # -- connection and resources ---------------------------------------------
     @property

@@ -95,6 +95,15 @@ CPU = {
     },
 }
 
+PYTORCHJOB = {
+    "name": "h100-2node-pytorchjob",
+    "accelerator": {"kind": "nvidia-gpu", "model": "H100-SXM5-80GB", "count_per_node": 4},
+    "backend": {"kind": "kubernetes", "options": {"namespace": "ml-bench", "template": "pytorchjob-template.yaml"}},
+    "launcher": {"kind": "torchrun", "options": {"rdzv_port": 23456}},
+    "resources": {"nodes": 2, "time_limit_min": 30},
+    "environment": {"container_image": "nvcr.io/nvidia/pytorch:24.05-py3"},
+}
+
 
 def platform_of(entry: dict[str, Any]) -> Platform:
     """Validated like a catalogue entry; relative template paths resolve against GOLDEN."""
@@ -124,7 +133,14 @@ def rendered(entry: dict[str, Any]) -> str:
     backend = KubernetesBackend(platform)  # loads the template like a real run
     ident = Identity(IDENT.name, IDENT.namespace, IDENT.run_id, IDENT.session, platform=platform.name)
     manifest = build_manifest(platform, spec_for(platform), ident, backend._template, options=backend.options)
-    return yaml.safe_dump(manifest, sort_keys=False)
+    return yaml.dump(manifest, Dumper=_NoAliases, sort_keys=False)
+
+
+class _NoAliases(yaml.SafeDumper):
+    """Values a template uses twice (one per replica) written out twice, as the API server gets them."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 @pytest.mark.parametrize(
@@ -134,6 +150,7 @@ def rendered(entry: dict[str, Any]) -> str:
         ("amd-mi250-pod.yaml", MI250),
         ("ipujob-template-filled.yaml", IPU),
         ("cpu-job.yaml", CPU),
+        ("pytorchjob-2node-torchrun.yaml", PYTORCHJOB),
     ],
 )
 def test_golden_manifest(golden: str, entry: dict[str, Any]) -> None:
@@ -145,6 +162,24 @@ def test_golden_manifest(golden: str, entry: dict[str, Any]) -> None:
         f"{path} differs from the rendered manifest. If the change is intended, regenerate the golden files "
         "with:\n    HETERO_UPDATE_GOLDEN=1 pytest tests/backends/test_k8s_manifest.py\nand review the diff."
     )
+
+
+# -- launch context ---------------------------------------------------------------------------
+def test_a_pod_or_job_offers_no_multi_node_rendezvous() -> None:
+    context = KubernetesBackend(platform_of(CPU)).launch_context()
+    assert (context.nodes, context.rendezvous) == (1, None)
+
+
+def test_two_node_torchrun_meets_at_the_operators_master() -> None:
+    """Each replica of the PyTorchJob runs one torchrun; they meet at MASTER_ADDR, which the operator sets."""
+    argv = spec_for(platform_of(PYTORCHJOB)).argv
+    assert argv[:2] == ("bash", "-c")
+    assert argv[2] == (
+        'exec "$0" -m torch.distributed.run --nnodes="2" --rdzv-id="$MASTER_ADDR" '
+        '--rdzv-backend=c10d --rdzv-endpoint="$MASTER_ADDR:23456" "$@"'
+    )
+    assert argv[3:] == ("python3", "--nproc-per-node=4", "-m", "pytest_hetero.workloads.resnet50", "--config-json",
+                        '{"batch_size":4,"image_size":32,"train_steps":8}')  # fmt: skip
 
 
 # -- options and platform checks ------------------------------------------------------------

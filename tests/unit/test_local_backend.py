@@ -7,9 +7,11 @@ import pytest
 
 from pytest_hetero.backends.base import JobSpec, JobState
 from pytest_hetero.backends.local import LocalBackend, LocalOptions
-from pytest_hetero.config.models import Accelerator, BackendConfig, Environment, Platform
+from pytest_hetero.config.models import Accelerator, BackendConfig, Environment, LauncherConfig, Platform, Resources
 from pytest_hetero.errors import ConfigError, JobFailedError, JobTimeoutError, SubmitError
+from pytest_hetero.launchers import get_launcher
 from pytest_hetero.scheduler import run_job
+from pytest_hetero.workload import Workload
 
 PLATFORM = Platform(
     name="t",
@@ -99,3 +101,18 @@ def test_inherit_env_false_passes_only_path_and_the_platform_env(
     code = "import os; print(sorted(k for k in os.environ if k in ('PATH', 'FROM_PLATFORM', 'HETERO_TEST_LEAK')))"
     spec = JobSpec(name="t", argv=(sys.executable, "-c", code), workdir=tmp_path / "job", platform=platform)
     assert run_job(LocalBackend(platform), spec).stdout() == "['FROM_PLATFORM', 'PATH']\n"
+
+
+def test_torchrun_on_two_nodes_is_refused_not_run_on_one() -> None:
+    """This host is one node: the local backend offers no rendezvous, so torchrun says so."""
+    platform = Platform(
+        name="two",
+        accelerator=Accelerator(kind="cpu"),
+        backend=BackendConfig(kind="local"),
+        launcher=LauncherConfig(kind="torchrun"),
+        resources=Resources(nodes=2),
+    )
+    context = LocalBackend(platform).launch_context()
+    assert (context.nodes, context.rendezvous) == (2, None)
+    with pytest.raises(ConfigError, match=r"platform 'two': torchrun on 2 nodes needs a backend that runs a command "):
+        get_launcher(platform).command(Workload(name="w", command=("train.py",)), context)
