@@ -189,12 +189,16 @@ def test_srun_launcher_across_two_nodes(slurm_dir: Path, multi_nodes: list[str])
     assert set(ranks.values()) == set(multi_nodes[:2])
 
 
+# Four ranks share one log: each line goes out in one write, or the lines interleave
+# (PYTHONUNBUFFERED makes print() write its pieces one by one).
 DISTRIBUTED = """
-import os, torch, torch.distributed as dist
+import os, sys, torch, torch.distributed as dist
 dist.init_process_group("gloo")
 total = torch.tensor([float(dist.get_rank() + 1)])
 dist.all_reduce(total)
-print("rank", dist.get_rank(), "of", dist.get_world_size(), "on", os.environ["SLURMD_NODENAME"], "sum", total.item())
+rank, size, node = dist.get_rank(), dist.get_world_size(), os.environ["SLURMD_NODENAME"]
+sys.stdout.write(f"rank {rank} of {size} on {node} sum {total.item()}\\n")
+sys.stdout.flush()
 dist.destroy_process_group()
 """
 
