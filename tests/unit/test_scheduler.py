@@ -3,8 +3,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pytest_hetero.backends.base import Backend, JobHandle, JobSpec, JobState
-from pytest_hetero.backends.local import LocalBackend
+from pytest_hetero.backends.base import Backend, JobSpec, JobState
+from pytest_hetero.backends.local import LocalBackend, LocalJobHandle
 from pytest_hetero.config.models import Accelerator, BackendConfig, Platform
 from pytest_hetero.scheduler import Job, Scheduler
 
@@ -21,12 +21,12 @@ class CountingLocal(LocalBackend):
     def __init__(self, platform: Platform) -> None:
         super().__init__(platform)
         self.running_max = 0
-        self.handles: list[JobHandle] = []
+        self.handles: list[LocalJobHandle] = []
 
-    def submit(self, spec: JobSpec) -> JobHandle:
+    def submit(self, spec: JobSpec) -> LocalJobHandle:
         handle = super().submit(spec)
         self.handles.append(handle)
-        running = sum(1 for h in self.handles if not h.data["state"].finished)
+        running = sum(1 for h in self.handles if not h.state.finished)
         self.running_max = max(self.running_max, running)
         return handle
 
