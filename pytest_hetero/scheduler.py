@@ -104,6 +104,9 @@ class Scheduler:
                 job.error = JobTimeoutError(f"no result {limit_s:.0f} s after submission", job_id=job.handle.job_id)
         except HeteroError as exc:
             job.error = exc
+            # Given up on: whatever still runs of it must not outlive the run.
+            with contextlib.suppress(HeteroError):
+                backend.cancel(job.handle)
 
     def wait_for(self, job: Job, on_tick: Tick | None = None) -> Job:
         """Block until ``job`` is done, keeping every other job moving meanwhile."""

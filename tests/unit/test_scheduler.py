@@ -3,9 +3,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pytest_hetero.backends.base import Backend, JobSpec, JobState
+from pytest_hetero.backends.base import Backend, JobHandle, JobSpec, JobState
 from pytest_hetero.backends.local import LocalBackend, LocalJobHandle
 from pytest_hetero.config.models import Accelerator, BackendConfig, Platform
+from pytest_hetero.errors import JobFailedError
 from pytest_hetero.scheduler import Job, Scheduler
 
 
@@ -66,3 +67,20 @@ def test_unplanned_job_jumps_the_queue_and_shutdown_cancels(tmp_path: Path) -> N
     assert slow[1].handle is None
     quick = _jobs(tmp_path / "quick", platform, 1, 0)[0]
     assert scheduler.wait_for(quick).state is JobState.COMPLETED
+
+
+class UnreachableLocal(LocalBackend):
+    """The real local backend whose status query fails, as when a controller stops answering."""
+
+    def status(self, handle: JobHandle) -> JobState:
+        raise JobFailedError("status: the controller stopped answering", job_id=handle.job_id)
+
+
+def test_a_job_given_up_on_is_cancelled(tmp_path: Path) -> None:
+    platform = _platform(max_jobs=1)
+    backend = UnreachableLocal(platform)
+    job = _jobs(tmp_path, platform, 1, 30)[0]
+    Scheduler(lambda spec: backend).wait_for(job)
+    assert isinstance(job.error, JobFailedError)
+    assert isinstance(job.handle, LocalJobHandle)
+    assert job.handle.state is JobState.CANCELLED and job.handle.proc.poll() is not None
