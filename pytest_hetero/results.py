@@ -112,6 +112,8 @@ class BenchmarkResult:
     log_paths: dict[str, str] = field(default_factory=dict)
     references_file: str = ""
     skip_reason: str | None = None
+    #: Another job shared the platform's resource group during this one's measured window.
+    contended: bool = False
     started_at: float = field(default_factory=time.time)
 
     @property
