@@ -10,11 +10,18 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 
+step() { printf '==> [%s] %s\n' "$(date +%T)" "$*" >&2; }
+pip_install() { .venv/bin/python -m pip install --no-input --progress-bar on "$@"; }
+
 if [ ! -x .venv/bin/python ]; then
+    step "creating .venv with $("$PYTHON" --version)"
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
+step "1/3 pip"
+pip_install --upgrade pip
 # torch first, pinned: an unpinned torch pulled in by the extras would be a multi-GB CUDA build.
-.venv/bin/python -m pip install --quiet "$TORCH_SPEC"
-.venv/bin/python -m pip install --quiet -e '.[torch,slurm,kubernetes,reports,postgres,data,energy,dev]'
+step "2/3 $TORCH_SPEC (the CPU wheel is about 200 MB)"
+pip_install "$TORCH_SPEC"
+step "3/3 pytest-hetero (editable) with every extra"
+pip_install -e '.[torch,slurm,kubernetes,reports,postgres,data,energy,dev]'
 .venv/bin/python -c 'import pytest_hetero, torch; print(f"pytest-hetero {pytest_hetero.__version__}, torch {torch.__version__}: ready in .venv")'

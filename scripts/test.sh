@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The test suite. Builds .venv first when it is missing. As root on Debian it also starts what the
+# live tests need, a real Slurm cluster (scripts/slurm-local.sh) and a PostgreSQL server
+# (scripts/postgres-local.sh), and stops again what it started; elsewhere those tests are skipped
+# with the reason. Extra arguments go to pytest (default: the whole suite on 2 workers).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/ensure-venv.sh
+
+started=()
+stop_started() {
+    local service
+    for service in "${started[@]}"; do
+        bash "scripts/$service-local.sh" down >/dev/null 2>&1 || true
+    done
+}
+trap stop_started EXIT
+
+can_start_services() {
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ -r /etc/debian_version ]
+}
+
+if [ "${HETERO_TEST_SERVICES:-auto}" != "off" ] && can_start_services; then
+    if [ -z "${HETERO_TEST_POSTGRES_URL:-}" ]; then
+        echo "==> starting PostgreSQL for the history-store tests" >&2
+        HETERO_TEST_POSTGRES_URL=$(bash scripts/postgres-local.sh up | tail -1)
+        export HETERO_TEST_POSTGRES_URL
+        started+=(postgres)
+    fi
+    if ! sinfo -h >/dev/null 2>&1; then
+        echo "==> starting a local Slurm cluster for the live Slurm tests" >&2
+        bash scripts/slurm-local.sh up
+        started+=(slurm)
+    fi
+else
+    echo "==> not root on Debian (or HETERO_TEST_SERVICES=off): the live Slurm and PostgreSQL tests are skipped" >&2
+fi
+
+if [ "$#" -eq 0 ]; then
+    set -- -n 2 tests/
+fi
+status=0
+.venv/bin/pytest "$@" || status=$?
+exit "$status"
