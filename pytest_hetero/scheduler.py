@@ -55,6 +55,11 @@ class Scheduler:
         self._queue.extend(jobs)
         self.fill()
 
+    @property
+    def active_jobs(self) -> tuple[Job, ...]:
+        """The jobs submitted and not yet finished, oldest first (for progress displays)."""
+        return tuple(self._active)
+
     def adopt(self, job: Job) -> None:
         """Track a job submitted elsewhere (it has a handle) as active."""
         assert job.handle is not None

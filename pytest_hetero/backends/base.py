@@ -235,6 +235,10 @@ class Backend(ABC):
             ranks_per_node=max(self.platform.accelerators_per_node, 1),
         )
 
+    def pending_reason(self, handle: JobHandle) -> str:
+        """Why a queued job does not start yet, if the backend knows ("" otherwise); never blocks."""
+        return ""
+
     def render(self, spec: JobSpec) -> str:
         """What would be submitted, for ``--hetero-dry-run``."""
         return " ".join(spec.argv)
