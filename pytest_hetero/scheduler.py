@@ -49,6 +49,12 @@ class Scheduler:
         self._backend_for = backend_for
         self._queue: list[Job] = []
         self._active: list[Job] = []
+        #: Called with a job when it is submitted (or fails to be), changes state, or finishes.
+        self.observers: list[Callable[[Job], None]] = []
+
+    def _notify(self, job: Job) -> None:
+        for observer in self.observers:
+            observer(job)
 
     def plan(self, jobs: Iterable[Job]) -> None:
         """Queue jobs for submission ahead of their tests, in order."""
@@ -82,20 +88,25 @@ class Scheduler:
         except HeteroError as exc:
             job.error = exc
             job.finished_at = time.monotonic()
+            self._notify(job)
             return
         finally:
             job.submit_s = time.monotonic() - started
         job.submitted_at = job.handle.submitted_at
         job.state = JobState.PENDING
         self._active.append(job)
+        self._notify(job)
 
     def poll(self) -> None:
         """Refresh every active job once; retire the finished, enforce deadlines."""
         for job in list(self._active):
+            before = job.state
             self._poll_one(job)
             if job.done:
                 job.finished_at = time.monotonic()
                 self._active.remove(job)
+            if job.done or job.state is not before:
+                self._notify(job)
         self.fill()
 
     def _poll_one(self, job: Job) -> None:
