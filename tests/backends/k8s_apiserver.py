@@ -20,7 +20,7 @@ import asyncio
 import datetime
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,7 +88,7 @@ class ClusterState:
         """Forget history so far: watches resuming from an older version get 410 Gone."""
         self.compacted = self.version
 
-    def take_fault(self, action: str, plural: str) -> Fault | None:
+    def take_fault(self, action: str, plural: str | None) -> Fault | None:
         for fault in self.faults:
             if fault.times > 0 and fault.action == action and fault.plural == plural:
                 fault.times -= 1
@@ -139,7 +139,7 @@ def _field(obj: Json, path: str) -> str:
     return "" if node is None else str(node)
 
 
-def selects(params: dict[str, str], obj: Json) -> bool:
+def selects(params: Mapping[str, str], obj: Json) -> bool:
     """Whether ``obj`` matches the request's labelSelector and fieldSelector."""
     labels = (obj.get("metadata") or {}).get("labels") or {}
     if not all(_label_term(t, labels) for t in _terms(params.get("labelSelector", ""))):
@@ -155,6 +155,19 @@ def selects(params: dict[str, str], obj: Json) -> bool:
 def _action(request: kmock.Request) -> str:
     """kmock's action in lower case: list watch fetch create update delete (or "")."""
     return request.action.value.lower() if request.action else ""
+
+
+def _resource(request: kmock.Request) -> kmock.resource:
+    """The resource of a request that :meth:`ApiServer._handle` routed past its no-resource case."""
+    assert request.resource is not None
+    return request.resource
+
+
+def _plural(request: kmock.Request) -> str:
+    """The plural of a request naming one object (create, update, delete, watch of one kind)."""
+    plural = _resource(request).plural
+    assert plural is not None
+    return plural
 
 
 # -- the server ---------------------------------------------------------------------
@@ -201,7 +214,7 @@ class ApiServer(kmock.KubernetesEmulator):
             raise error(404, "NotFound", "the server could not find the requested resource")
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + secrets.token_hex(3)
-        if request.resource.plural == "pods":
+        if _resource(request).plural == "pods":
             self._check_quota(namespace, meta.get("name", ""))
         meta.update(namespace=namespace, uid=str(uuid.uuid4()), creationTimestamp=now_iso())
         meta["resourceVersion"] = str(self.state.next_version())
@@ -230,7 +243,7 @@ class ApiServer(kmock.KubernetesEmulator):
     async def _record(self, request: kmock.Request, action: str) -> None:
         name = request.name or request.data["metadata"]["name"]
         namespace = request.namespace or request.data["metadata"].get("namespace")
-        stored = self.objects[request.resource, namespace, name]
+        stored = self.objects[_resource(request), namespace, name]
         if stored.deleted:
             obj, kind = dict(stored.last.raw), "DELETED"
             obj["metadata"] = {**obj["metadata"], "resourceVersion": str(self.state.next_version())}
@@ -243,7 +256,7 @@ class ApiServer(kmock.KubernetesEmulator):
             self.state.history.append(event)
             self.state.changed.notify_all()
         for listener in self.state.listeners:
-            listener(kind, request.resource.plural, obj)
+            listener(kind, _plural(request), obj)
 
     async def _serve_list(self, request: kmock.Request) -> kmock.Payload:
         result: Json = await super()._serve_list(request)  # type: ignore[assignment]
@@ -265,8 +278,8 @@ class ApiServer(kmock.KubernetesEmulator):
             yield {"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired", "message": gone}}
             return
         index = 0 if since != "0" else len(self.state.history)
-        for event in self._initial(request, since):
-            yield event
+        for initial in self._initial(request, since):
+            yield initial
         while True:
             for event in self.state.history[index:]:
                 if self._wanted(request, event, since):
@@ -278,12 +291,12 @@ class ApiServer(kmock.KubernetesEmulator):
     def _initial(self, request: kmock.Request, since: str) -> list[Json]:
         if since != "0":
             return []
-        plural = request.resource.plural
+        plural = _plural(request)
         objs = [o for o in self.current(plural, request.namespace) if selects(request.params, o)]
         return [{"type": "ADDED", "object": o} for o in objs if self._same_group(request, o)]
 
     def _same_group(self, request: kmock.Request, obj: Json) -> bool:
-        group = request.resource.group
+        group = _resource(request).group
         return str(obj.get("apiVersion", "")).rpartition("/")[0] == group
 
     def _wanted(self, request: kmock.Request, event: Event, since: str) -> bool:

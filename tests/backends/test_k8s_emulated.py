@@ -155,8 +155,10 @@ def test_keep_failed_keeps_the_object_and_close_spares_it(k8s_target: Target) ->
     assert len(kept) == 1
     api, _ = connect(str(k8s_target.kubeconfig), None, False)
     job = k8s.BatchV1Api(api).read_namespaced_job(kept[0].split("/")[1], k8s_target.namespace)
-    assert job.metadata.labels[LABEL_KEEP] == "true"
-    k8s.BatchV1Api(api).delete_namespaced_job(job.metadata.name, k8s_target.namespace)
+    meta = job.metadata
+    assert meta is not None and meta.labels is not None and meta.name is not None
+    assert meta.labels[LABEL_KEEP] == "true"
+    k8s.BatchV1Api(api).delete_namespaced_job(meta.name, k8s_target.namespace)
 
 
 def test_cancel_deletes_the_object_and_stops_the_container(k8s_target: Target, k8s_cluster: FakeCluster) -> None:

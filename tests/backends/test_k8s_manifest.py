@@ -83,7 +83,7 @@ IPU = {
     "resources": {"time_limit_min": 45},
     "environment": {"container_image": "graphcore/pytorch:3.3.0"},
 }
-CPU = {
+CPU: dict[str, Any] = {
     "name": "cpu-k8s",
     "accelerator": {"kind": "cpu", "model": "EPYC-7763"},
     "backend": {"kind": "kubernetes", "options": {"namespace": "ml-bench"}},

@@ -14,10 +14,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import pytest
 
@@ -113,6 +114,7 @@ def test_failed_job_reports_status_job_id_and_log_tail(slurm_dir: Path) -> None:
         run_job(SlurmBackend(make_platform()), make_spec(slurm_dir, exit_code=3))
     text = str(info.value)
     assert text.startswith("wait: the workload exited with status 3 after")
+    assert info.value.job_id is not None
     assert f"(job {info.value.job_id})" in text and info.value.job_id.isdigit()
     assert "boom: simulated crash" in info.value.log_tail and "working in job" in info.value.log_tail
 
@@ -240,6 +242,12 @@ def test_unknown_partition_is_rejected_with_sbatch_message(slurm_dir: Path, slur
     assert not slurm_cluster.jobs_under(slurm_dir)
 
 
+class _BackendOptions(TypedDict, total=False):
+    """Slurm backend options that a parametrized test passes on to make_platform."""
+
+    command_timeout_s: int
+
+
 @pytest.mark.parametrize(
     ("options", "message", "bound_s"),
     [
@@ -251,7 +259,7 @@ def test_unknown_partition_is_rejected_with_sbatch_message(slurm_dir: Path, slur
 def test_controller_down_is_a_clear_error_in_bounded_time(
     slurm_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
-    options: dict[str, object],
+    options: _BackendOptions,
     message: str,
     bound_s: float,
     slurm_cluster: LiveSlurm,
@@ -297,7 +305,7 @@ def _catalogue(**platforms: str) -> str:
     return "\n".join(["version: 1", "platforms:", *entries]) + "\n"
 
 
-def _benchmarks(pytester: pytest.Pytester, **configs: dict[str, object]) -> None:
+def _benchmarks(pytester: pytest.Pytester, **configs: Mapping[str, object]) -> None:
     """One benchmark test per keyword (test name -> workload config) running PROGRAM."""
     work = pytester.makefile(".py", work=PROGRAM)
     tests = ["import pytest"]

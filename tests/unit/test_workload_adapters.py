@@ -167,7 +167,7 @@ class _Executable:
             return result
         self.optimizer.zero_grad()
         loss: torch.Tensor = self.module(*args)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
         self.optimizer.step()
         return loss.detach()
 
