@@ -21,6 +21,7 @@ from pytest_hetero.check.references import ReferenceBook, load_references
 from pytest_hetero.config.models import Catalogue, Platform
 from pytest_hetero.errors import ConfigError, HeteroError
 from pytest_hetero.history import HistoryStore, open_store
+from pytest_hetero.isolation import Isolation
 from pytest_hetero.jobs import Benchmark, build_jobspec, job_workdir, will_skip
 from pytest_hetero.options import HeteroOptions
 from pytest_hetero.progress import Progress
@@ -59,8 +60,9 @@ class HeteroSession:
         self._books: dict[Path, ReferenceBook] = {}
         self._jobs: dict[str, list[Job]] = {}
         self._running: dict[str, BenchmarkResult] = {}
-        self.scheduler = Scheduler(lambda spec: self.backend_for(spec.platform))
-        self.progress = Progress(config)
+        # Platform slots and the window ledger live in the run directory, shared by xdist workers.
+        self.scheduler = Scheduler(lambda spec: self.backend_for(spec.platform), Isolation(self.run_dir))
+        self.progress = Progress(config, self.scheduler, lambda job: self.backend_for(job.spec.platform))
         self._provenance: dict[str, Any] | None = None
         self.history: HistoryStore | None = open_store(options.history) if options.history else None
         self.baseline = self._baseline()
