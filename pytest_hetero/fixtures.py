@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 import pytest
 
 from pytest_hetero.config.models import Platform
+from pytest_hetero.dry_run import RENDER_ERROR_KEY
 from pytest_hetero.jobs import Benchmark
 from pytest_hetero.markers import Declaration
 from pytest_hetero.reporting.junit import junit_properties
@@ -26,8 +27,16 @@ def _hetero_platform(request: pytest.FixtureRequest) -> Platform | None:
     if bench is None:
         return None
     session = request.config.stash[SESSION_KEY]
-    if session.options.dry_run:
-        pytest.skip("--hetero-dry-run: nothing submitted")
+    if session.options.dry_run:  # rendered at collection; the body is not called (pytest_pyfunc_call)
+        problem = request.node.stash.get(RENDER_ERROR_KEY, None)
+        if problem is not None:
+            pytest.fail(problem, pytrace=False)
+        # Nothing ran: an empty result, for fixtures that ask for one.
+        request.node.stash[RESULT_KEY] = BenchmarkResult(
+            request.node.nodeid, bench.test_key, bench.platform, bench.declaration.workload, ""
+        )
+        dry_platform: Platform = bench.platform
+        return dry_platform
     result = run_benchmark(session, request.node, bench)
     request.node.stash[RESULT_KEY] = result
     request.node.user_properties.extend(junit_properties(result))

@@ -15,6 +15,7 @@ from pytest_hetero.backends.registry import get_backend_class
 from pytest_hetero.check.references import VerdictKind
 from pytest_hetero.collection import attach_benchmarks, parametrize
 from pytest_hetero.config.models import Platform
+from pytest_hetero.dry_run import render_dry_run
 from pytest_hetero.errors import HeteroError
 from pytest_hetero.fixtures import _hetero_platform, hetero_platform, hetero_result, hetero_run
 from pytest_hetero.lifecycle import ReportCollector, build_session, record_for_report
@@ -86,21 +87,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_collection_finish(session: pytest.Session) -> None:
     hetero: HeteroSession = session.config.stash[SESSION_KEY]
     if hetero.options.dry_run:
-        _print_dry_run(session, hetero)
+        render_dry_run(session, hetero)
     elif not session.config.getoption("collectonly"):
         hetero.plan(session.items)
 
 
-def _print_dry_run(session: pytest.Session, hetero: HeteroSession) -> None:
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    for item in session.items:
-        bench = item.stash.get(BENCH_KEY, None)
-        if bench is not None and reporter is not None:
-            reporter.write_sep("-", f"dry run: {item.nodeid}")
-            try:
-                reporter.write_line(hetero.dry_run_text(item, bench))
-            except HeteroError as exc:
-                reporter.write_line(f"cannot render: {exc}")
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """A dry run renders benchmark cases; their bodies have nothing to assert on."""
+    dry = pyfuncitem.config.stash[SESSION_KEY].options.dry_run
+    return True if dry and BENCH_KEY in pyfuncitem.stash else None
 
 
 @pytest.hookimpl(wrapper=True)

@@ -255,9 +255,40 @@ def test_broken_references_file_is_a_clear_error(bench_dir: pytest.Pytester) -> 
 def test_dry_run_submits_nothing(bench_dir: pytest.Pytester) -> None:
     bench_dir.makepyfile(test_b=_test_file('{"throughput_sps": 1.0}', extra=', "marker_file": "ran"'))
     result = bench_dir.runpytest("--hetero-dry-run")
-    result.assert_outcomes(skipped=1)
+    result.assert_outcomes(passed=1)  # rendered: not the word of an incompatibility skip
     result.stdout.fnmatch_lines(["*dry run: test_b.py::test_bench[[]local[]]*", "*work.py*"])
     assert not (bench_dir.path / ".hetero" / "runs").exists()
+
+
+def test_dry_run_renders_only_what_would_run_and_lists_the_rest_once(bench_dir: pytest.Pytester) -> None:
+    bench_dir.makefile(".yaml", platforms=CATALOGUE)
+    bench_dir.makepyfile(test_b=_test_file())
+    result = bench_dir.runpytest("--platforms-file=platforms.yaml", "--platform=all", "--hetero-dry-run")
+    result.assert_outcomes(passed=2, skipped=1)
+    text = result.stdout.str()
+    assert "dry run: test_b.py::test_bench[cpu-a]" in text and "dry run: test_b.py::test_bench[cpu-b]" in text
+    assert "dry run: test_b.py::test_bench[gpu-sim]" not in text
+    result.stdout.fnmatch_lines(
+        [
+            "*dry run: 1 case(s) not rendered (skipped)*",
+            "test_b.py::test_bench[[]gpu-sim[]]: needs accelerator kind cpu, platform 'gpu-sim' has nvidia-gpu",
+        ]
+    )
+    assert text.count("has nvidia-gpu") == 1
+
+
+def test_dry_run_fails_a_case_whose_job_cannot_be_rendered(bench_dir: pytest.Pytester) -> None:
+    bench_dir.makefile(".yaml", platforms=CATALOGUE)
+    bench_dir.makepyfile(test_b=_test_file())
+    bench_dir.makeconftest(
+        """
+def pytest_hetero_modify_jobspec(spec, item):
+    raise __import__("pytest_hetero.errors").errors.ConfigError("no such queue 'gpu-night'")
+"""
+    )
+    result = bench_dir.runpytest("--platforms-file=platforms.yaml", "--platform=cpu-a", "--hetero-dry-run")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*cannot render the job: no such queue 'gpu-night'*"])
 
 
 def test_secret_values_are_scrubbed_from_failure_output(bench_dir: pytest.Pytester) -> None:

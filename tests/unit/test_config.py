@@ -7,7 +7,7 @@ import pytest
 
 from pytest_hetero.config.loader import load_catalogue, parse_catalogue
 from pytest_hetero.errors import ConfigError, UnknownPlatformError
-from pytest_hetero.options import select_platforms
+from pytest_hetero.selection import select_platforms
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,38 @@
+"""The README's headline commands against the shipped example centre catalogue, as written."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    command = [sys.executable, "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider", "-o", "addopts="]
+    command += ["--hetero-output-dir", str(tmp_path), *args]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_platform_cerebras_renders_the_cs2_cases_and_only_those(tmp_path: Path) -> None:
+    done = _pytest(
+        tmp_path, "--platforms-file", "platforms.example-centre.yaml", "--platform", "cerebras", "--hetero-dry-run"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rendered = [line for line in done.stdout.splitlines() if " dry run: benchmarks/" in line]
+    assert rendered and all("[cerebras-cs2]" in line for line in rendered)
+    assert "#SBATCH --gres=cs:1" in done.stdout
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_readme_selection_example_runs_as_written(tmp_path: Path) -> None:
+    selectors = ["--platform", "a100-*", "--platform", "cerebras-cs2"]
+    done = _pytest(tmp_path, "--platforms-file", "platforms.example-centre.yaml", *selectors, "--hetero-dry-run")
+    assert done.returncode == 0, done.stdout + done.stderr
+    platforms = {
+        line.rsplit("[", 1)[-1].split("]")[0] for line in done.stdout.splitlines() if " dry run: bench" in line
+    }
+    assert platforms == {"a100-k8s-1gpu", "a100-k8s-8gpu", "cerebras-cs2"}
