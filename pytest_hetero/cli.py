@@ -3,6 +3,7 @@
 ::
 
     pytest-hetero report REPORT.json... [--format markdown|html|csv|openmetrics] [-o FILE] [--history URL]
+    pytest-hetero report REPORT.json... --html FILE [--history URL]
     pytest-hetero compare CURRENT.json BASELINE.json [--min-effect 0.05] [--alpha 0.05] [--fail-on mean:5%]
     pytest-hetero compare CURRENT.json --history URL [--against last|N|baseline:NAME] ...
     pytest-hetero history URL [--test T --platform P --metric M] [--limit 20] [--add REPORT.json...]
@@ -90,8 +91,9 @@ def _parser() -> argparse.ArgumentParser:
 def _add_report(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("reports", nargs="+", type=Path, metavar="REPORT.json")
     formats = ("markdown", "html", "csv", "openmetrics")
-    parser.add_argument("--format", choices=formats, default="markdown", help="output format (default: markdown)")
+    parser.add_argument("--format", choices=formats, help="output format (default: markdown; html with --html)")
     parser.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    parser.add_argument("--html", type=Path, metavar="FILE", help="write the HTML report here (--format html -o FILE)")
     parser.add_argument("--history", metavar="URL", help="HTML trends: add this store's earlier runs")
     parser.add_argument("--image-format", choices=("png", "svg"), default="png", help="HTML figures (default: png)")
     parser.set_defaults(run=_run_report)
@@ -142,15 +144,27 @@ def _emit(text: str, output: Path | None) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> int:
+    fmt, output = _report_target(args)
     reports = [load_report(path) for path in args.reports]
-    if args.format == "html":
+    if fmt == "html":
         from pytest_hetero.reporting.html import render_html
 
         history = _trend_points(args.history, reports) if args.history else None
-        _emit(render_html(reports, history, image_format=args.image_format), args.output)
+        _emit(render_html(reports, history, image_format=args.image_format), output)
     else:
-        _emit(_render_text_format(args.format, reports), args.output)
+        _emit(_render_text_format(fmt, reports), output)
+    if output is not None:
+        print(f"wrote the {fmt} report of {len(reports)} run(s) to {output.resolve()}")
     return EXIT_OK
+
+
+def _report_target(args: argparse.Namespace) -> tuple[str, Path | None]:
+    """The format and the output file; ``--html FILE`` is ``--format html -o FILE``."""
+    if args.html is None:
+        return args.format or "markdown", args.output
+    if args.format not in (None, "html") or args.output not in (None, args.html):
+        raise ConfigError("--html FILE writes HTML to FILE: leave out --format and -o, or use --format html -o FILE")
+    return "html", args.html
 
 
 def _render_text_format(fmt: str, reports: list[dict[str, Any]]) -> str:
