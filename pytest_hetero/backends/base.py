@@ -16,6 +16,7 @@ every platform), and the instance reads its options only from ``self.options``.
 from __future__ import annotations
 
 import signal
+import socket
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -25,7 +26,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
 
-from pytest_hetero.config.models import Platform
+from pytest_hetero.config.models import Platform, ResourceGroup
 from pytest_hetero.errors import ConfigError, JobFailedError, JobTimeoutError, StageError
 from pytest_hetero.launchers.base import LaunchContext
 from pytest_hetero.schemas import schema_errors
@@ -182,6 +183,9 @@ class Backend(ABC):
     poll_initial_s: ClassVar[float] = 0.02
     poll_factor: ClassVar[float] = 1.5
     poll_max_s: ClassVar[float] = 2.0
+    #: Jobs run on the host that runs pytest: they share it (see :meth:`default_resource_group`),
+    #: and its load average is recorded beside them.
+    runs_on_this_host: ClassVar[bool] = False
     #: ``backend.options``, typed; subclasses narrow the type.
     options: BackendOptions
 
@@ -208,6 +212,20 @@ class Backend(ABC):
     def platform_problems(cls, platform: Platform) -> list[str]:
         """Settings of ``platform`` this backend cannot honour (none by default)."""
         return []
+
+    @classmethod
+    def default_resource_group(cls) -> ResourceGroup | None:
+        """The group of a platform whose catalogue entry declares none.
+
+        Backends whose jobs run on this host share it: one group per host, one job at a time.
+        Others share nothing unless the catalogue says so.
+        """
+        return ResourceGroup(f"host:{socket.gethostname()}") if cls.runs_on_this_host else None
+
+    @property
+    def resource_group(self) -> ResourceGroup | None:
+        """The physical resource this platform's jobs share with other platforms' (None: nothing)."""
+        return self.platform.resource_group or self.default_resource_group()
 
     @abstractmethod
     def submit(self, spec: JobSpec) -> JobHandle:

@@ -61,6 +61,7 @@ class LocalBackend(Backend):
     # Local processes end in milliseconds; start polling fast, back off to 0.5 s.
     poll_initial_s = 0.001
     poll_max_s = 0.5
+    runs_on_this_host = True
     options_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,

@@ -26,6 +26,7 @@ from pytest_hetero.config.models import (
     Environment,
     LauncherConfig,
     Platform,
+    ResourceGroup,
     Resources,
 )
 from pytest_hetero.errors import ConfigError, UnavailableError
@@ -185,8 +186,18 @@ def _platform(entry: dict[str, Any], source: str) -> Platform:
         data_roots=_frozen(entry.get("data_roots")),
         tags=tuple(entry.get("tags", ())),
         max_jobs=entry.get("max_jobs", 1),
+        resource_group=_resource_group(entry.get("resource_group")),
         source=source,
     )
+
+
+def _resource_group(section: str | dict[str, Any] | None) -> ResourceGroup | None:
+    """``NAME`` or ``{name: NAME, max_jobs: N}``; absent: the backend's default."""
+    if section is None:
+        return None
+    if isinstance(section, str):
+        return ResourceGroup(name=section)
+    return ResourceGroup(name=section["name"], max_jobs=section.get("max_jobs", 1))
 
 
 def _with_frozen_options(section: dict[str, Any]) -> dict[str, Any]:

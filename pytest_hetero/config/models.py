@@ -50,6 +50,18 @@ class Environment:
 
 
 @dataclass(frozen=True)
+class ResourceGroup:
+    """Platforms that share a physical resource: at most ``max_jobs`` of their jobs run at once.
+
+    The limit holds across pytest-xdist workers and across pytest runs on one host
+    (:mod:`pytest_hetero.isolation`).
+    """
+
+    name: str
+    max_jobs: int = 1
+
+
+@dataclass(frozen=True)
 class Platform:
     """One entry of the catalogue: where and on what a benchmark runs."""
 
@@ -62,6 +74,8 @@ class Platform:
     data_roots: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     tags: tuple[str, ...] = ()
     max_jobs: int = 1
+    #: Declared in the catalogue; ``None``: the backend's default (``Backend.resource_group``).
+    resource_group: ResourceGroup | None = None
     description: str = ""
     source: str = "<built-in>"
 
