@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The test suite. Builds .venv first when it is missing. As root on Debian it also starts what the
-# live tests need, a real Slurm cluster (scripts/slurm-local.sh) and a PostgreSQL server
-# (scripts/postgres-local.sh), and stops again what it started; elsewhere those tests are skipped
-# with the reason. Extra arguments go to pytest (default: the whole suite on 2 workers).
+# The test suite. Builds .venv first when it is missing. As root on Debian it also installs and
+# starts what the live tests need: a real Slurm cluster (scripts/slurm-local.sh), a PostgreSQL
+# server (scripts/postgres-local.sh) and headless Chromium for the HTML report; it stops again what
+# it started. Elsewhere those tests are skipped with the reason. Extra arguments go to pytest (default: the whole suite on 2 workers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-venv.sh
@@ -26,6 +26,10 @@ if [ "${HETERO_TEST_SERVICES:-auto}" != "off" ] && can_start_services; then
         HETERO_TEST_POSTGRES_URL=$(bash scripts/postgres-local.sh up | tail -1)
         export HETERO_TEST_POSTGRES_URL
         started+=(postgres)
+    fi
+    if ! command -v chromium >/dev/null; then
+        echo "==> installing Chromium (Debian) for the HTML report's browser test" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
     fi
     if ! sinfo -h >/dev/null 2>&1; then
         echo "==> starting a local Slurm cluster for the live Slurm tests" >&2
