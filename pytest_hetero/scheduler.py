@@ -5,6 +5,11 @@ job at collection time; the scheduler keeps each platform's ``max_jobs``
 slots busy, in test order, while pytest runs the tests one by one. There is
 no thread per job: whichever test is waiting polls *all* active jobs with
 back-off, harvesting finished ones and refilling free slots.
+
+A job is submitted only once it holds a slot of its platform (``max_jobs``) and
+one of its resource group, both of which hold across processes
+(:mod:`pytest_hetero.isolation`); it gives them back when it is seen ending or is
+cancelled. Meanwhile its window is recorded (:mod:`pytest_hetero.contention`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pytest_hetero.backends.base import Backend, JobHandle, JobOutput, JobSpec, JobState, raise_for_state
+from pytest_hetero.config.models import ResourceGroup
+from pytest_hetero.contention import Window
 from pytest_hetero.errors import HeteroError, JobTimeoutError
+from pytest_hetero.isolation import Hold, Isolation
 
 __all__ = ["Job", "Scheduler", "run_job", "wait_for_handle"]
 
@@ -34,6 +42,10 @@ class Job:
     submitted_at: float | None = None
     finished_at: float | None = None
     submit_s: float = 0.0
+    #: The platform and group slots it holds while in flight.
+    hold: Hold | None = None
+    #: When it may have been running (wall clock), from just before submission.
+    window: Window | None = None
 
     @property
     def done(self) -> bool:
@@ -45,8 +57,10 @@ class Job:
 
 
 class Scheduler:
-    def __init__(self, backend_for: Callable[[JobSpec], Backend]) -> None:
+    def __init__(self, backend_for: Callable[[JobSpec], Backend], isolation: Isolation | None = None) -> None:
         self._backend_for = backend_for
+        self.isolation = isolation or Isolation()
+        self._submitted = 0  # submissions so far: a new one resets the wait loop's back-off
         self._queue: list[Job] = []
         self._active: list[Job] = []
         #: Called with a job when it is submitted (or fails to be), changes state, or finishes.
@@ -72,39 +86,69 @@ class Scheduler:
         self._active.append(job)
 
     def fill(self) -> None:
-        """Submit queued jobs while their platform has a free slot."""
+        """Submit queued jobs, in order, whose platform and resource group both have a free slot."""
+        busy: set[str] = set()  # platforms and groups found full in this pass
         for job in list(self._queue):
-            if self._running_on(job.platform_name) < job.spec.platform.max_jobs:
+            if self._running_on(job.platform_name) >= job.spec.platform.max_jobs:
+                continue
+            try:
+                backend = self._backend_for(job.spec)
+                group = backend.resource_group
+                job.hold = self.isolation.try_hold(job.spec.platform, group, busy)
+            except HeteroError as exc:
                 self._queue.remove(job)
-                self._submit(job)
+                self._fail(job, exc)
+                continue
+            if job.hold is not None:
+                self._queue.remove(job)
+                self._submit(job, backend, group)
 
     def _running_on(self, platform: str) -> int:
         return sum(1 for job in self._active if job.platform_name == platform)
 
-    def _submit(self, job: Job) -> None:
+    def _submit(self, job: Job, backend: Backend, group: ResourceGroup | None) -> None:
         started = time.monotonic()
         try:
-            job.handle = self._backend_for(job.spec).submit(job.spec)
+            job.window = self.isolation.open(job.key, job.spec.platform, group, backend.runs_on_this_host)
+            job.handle = backend.submit(job.spec)
         except HeteroError as exc:
-            job.error = exc
-            job.finished_at = time.monotonic()
-            self._notify(job)
+            self._fail(job, exc)
             return
+        except BaseException:
+            self._close(job)
+            raise
         finally:
             job.submit_s = time.monotonic() - started
+        job.window.job_id = job.handle.job_id
+        self._submitted += 1
         job.submitted_at = job.handle.submitted_at
         job.state = JobState.PENDING
         self._active.append(job)
         self._notify(job)
+
+    def _fail(self, job: Job, error: HeteroError) -> None:
+        """The job could not be submitted."""
+        job.error = error
+        job.finished_at = time.monotonic()
+        self._close(job)
+        self._notify(job)
+
+    def _close(self, job: Job) -> None:
+        """Close the job's window, then give its slots back (its end is recorded before anyone else starts)."""
+        self.isolation.close(job.window, job.hold)
+        job.hold = None
 
     def poll(self) -> None:
         """Refresh every active job once; retire the finished, enforce deadlines."""
         for job in list(self._active):
             before = job.state
             self._poll_one(job)
+            if job.error is None:
+                self.isolation.seen(job.window, job.state)
             if job.done:
                 job.finished_at = time.monotonic()
                 self._active.remove(job)
+                self._close(job)
             if job.done or job.state is not before:
                 self._notify(job)
         self.fill()
@@ -131,12 +175,15 @@ class Scheduler:
         backend = self._backend_for(job.spec)
         interval_s = backend.poll_initial_s
         waiting_since = time.monotonic()
+        submitted = self._submitted
         while True:
             self.poll()
             if job.done:
                 return job
             if on_tick is not None:
                 on_tick(job, time.monotonic() - waiting_since)
+            if self._submitted != submitted:  # after a long wait for a slot, a job that just started is watched closely
+                submitted, interval_s = self._submitted, backend.poll_initial_s
             time.sleep(interval_s)
             interval_s = min(interval_s * backend.poll_factor, backend.poll_max_s)
 
@@ -151,6 +198,7 @@ class Scheduler:
                 with contextlib.suppress(HeteroError):
                     self._backend_for(job.spec).cancel(job.handle)
                 job.state = JobState.CANCELLED
+                self._close(job)
                 cancelled.append(job)
         return cancelled
 
@@ -160,11 +208,10 @@ class Scheduler:
         self._queue.clear()
         for job in cancelled:
             assert job.handle is not None
-            try:
+            with contextlib.suppress(HeteroError):  # best effort: report the rest
                 self._backend_for(job.spec).cancel(job.handle)
-            except HeteroError:
-                continue  # best effort: report the rest
-            job.state = JobState.CANCELLED
+                job.state = JobState.CANCELLED
+            self._close(job)
         self._active.clear()
         return cancelled
 

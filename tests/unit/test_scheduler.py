@@ -1,19 +1,30 @@
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
 from pytest_hetero.backends.base import Backend, JobHandle, JobSpec, JobState
 from pytest_hetero.backends.local import LocalBackend, LocalJobHandle
-from pytest_hetero.config.models import Accelerator, BackendConfig, Platform
+from pytest_hetero.config.models import Accelerator, BackendConfig, Platform, ResourceGroup
 from pytest_hetero.errors import JobFailedError
+from pytest_hetero.isolation import Isolation
 from pytest_hetero.scheduler import Job, Scheduler
 
 
-def _platform(max_jobs: int) -> Platform:
+def _platform(max_jobs: int, name: str = "", group: ResourceGroup | None = None) -> Platform:
     return Platform(
-        name=f"p{max_jobs}", accelerator=Accelerator(kind="cpu"), backend=BackendConfig(kind="local"), max_jobs=max_jobs
+        name=name or f"p{max_jobs}",
+        accelerator=Accelerator(kind="cpu"),
+        backend=BackendConfig(kind="local"),
+        max_jobs=max_jobs,
+        resource_group=group,
     )
+
+
+def _isolation(tmp_path: Path, run: str = "run") -> Isolation:
+    """The test's own host-wide lock directory: no other test or run on this host shares its groups."""
+    return Isolation(tmp_path / run, host_dir=tmp_path / "host-locks")
 
 
 class CountingLocal(LocalBackend):
@@ -44,9 +55,9 @@ def _jobs(tmp_path: Path, platform: Platform, count: int, sleep_s: float) -> lis
 
 
 def test_submits_ahead_bounded_by_max_jobs(tmp_path: Path) -> None:
-    platform = _platform(max_jobs=2)
+    platform = _platform(max_jobs=2, group=ResourceGroup("wide", max_jobs=4))
     backend = CountingLocal(platform)
-    scheduler = Scheduler(lambda spec: backend)
+    scheduler = Scheduler(lambda spec: backend, _isolation(tmp_path))
     jobs = _jobs(tmp_path, platform, 5, 0.3)
     scheduler.plan(jobs)
     assert [j.handle is not None for j in jobs] == [True, True, False, False, False]
@@ -59,7 +70,7 @@ def test_submits_ahead_bounded_by_max_jobs(tmp_path: Path) -> None:
 def test_unplanned_job_jumps_the_queue_and_shutdown_cancels(tmp_path: Path) -> None:
     platform = _platform(max_jobs=1)
     backend: Backend = LocalBackend(platform)
-    scheduler = Scheduler(lambda spec: backend)
+    scheduler = Scheduler(lambda spec: backend, _isolation(tmp_path))
     slow = _jobs(tmp_path / "slow", platform, 2, 30)
     scheduler.plan(slow)
     cancelled = scheduler.shutdown()
@@ -80,7 +91,67 @@ def test_a_job_given_up_on_is_cancelled(tmp_path: Path) -> None:
     platform = _platform(max_jobs=1)
     backend = UnreachableLocal(platform)
     job = _jobs(tmp_path, platform, 1, 30)[0]
-    Scheduler(lambda spec: backend).wait_for(job)
+    Scheduler(lambda spec: backend, _isolation(tmp_path)).wait_for(job)
     assert isinstance(job.error, JobFailedError)
     assert isinstance(job.handle, LocalJobHandle)
     assert job.handle.state is JobState.CANCELLED and job.handle.proc.poll() is not None
+
+
+def _windows_disjoint(jobs: list[Job]) -> bool:
+    spans = sorted((job.window.start_unix_s, job.window.end_unix_s or float("inf")) for job in jobs if job.window)
+    return all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans))
+
+
+def test_platforms_of_one_resource_group_take_turns(tmp_path: Path) -> None:
+    """Two local platforms, the host's default group: submitted ahead, yet one job at a time."""
+    platforms = [_platform(max_jobs=2, name="a"), _platform(max_jobs=2, name="b")]
+    backends = {p.name: CountingLocal(p) for p in platforms}
+    assert {b.resource_group for b in backends.values()} == {LocalBackend.default_resource_group()}
+    scheduler = Scheduler(lambda spec: backends[spec.platform.name], _isolation(tmp_path))
+    jobs = _jobs(tmp_path / "a", platforms[0], 2, 0.2) + _jobs(tmp_path / "b", platforms[1], 2, 0.2)
+    scheduler.plan(jobs)
+    assert [j.handle is not None for j in jobs] == [True, False, False, False]
+    for job in reversed(jobs):  # waiting for the last keeps the others moving
+        assert scheduler.wait_for(job).state is JobState.COMPLETED
+    assert _windows_disjoint(jobs)
+    assert all(job.hold is None for job in jobs), "every slot given back"
+
+
+def test_max_jobs_holds_across_schedulers_of_one_run(tmp_path: Path) -> None:
+    """Two schedulers on one run directory, as two xdist workers: one slot between them."""
+    platform = _platform(max_jobs=1, group=ResourceGroup("wide", max_jobs=4))
+    backend = LocalBackend(platform)
+    first, second = (Scheduler(lambda spec: backend, _isolation(tmp_path)) for _ in range(2))
+    held, waiting = _jobs(tmp_path / "1", platform, 1, 30)[0], _jobs(tmp_path / "2", platform, 1, 0)[0]
+    first.plan([held])
+    second.plan([waiting])
+    second.poll()
+    assert held.handle is not None and waiting.handle is None
+    assert first.discard([held]) == [held] and held.hold is None
+    assert second.wait_for(waiting).state is JobState.COMPLETED
+    assert _windows_disjoint([held, waiting])
+
+
+def test_another_run_on_this_host_waits_for_the_group(tmp_path: Path) -> None:
+    """Groups lock host-wide: a scheduler of another run directory waits too, until shutdown frees the slot."""
+    platform = _platform(max_jobs=1)
+    backend = LocalBackend(platform)
+    first = Scheduler(lambda spec: backend, _isolation(tmp_path, "run-1"))
+    second = Scheduler(lambda spec: backend, _isolation(tmp_path, "run-2"))
+    held, waiting = _jobs(tmp_path / "1", platform, 1, 30)[0], _jobs(tmp_path / "2", platform, 1, 0)[0]
+    first.plan([held])
+    second.plan([waiting])
+    assert held.handle is not None and waiting.handle is None
+    assert first.shutdown() == [held]
+    assert second.wait_for(waiting).state is JobState.COMPLETED
+
+
+def test_a_failed_submission_gives_its_slots_back(tmp_path: Path) -> None:
+    platform = _platform(max_jobs=1)
+    backend = LocalBackend(platform)
+    scheduler = Scheduler(lambda spec: backend, _isolation(tmp_path))
+    bad = Job("bad", JobSpec(name="bad", argv=("/nonexistent/cmd",), workdir=tmp_path / "bad", platform=platform))
+    good = _jobs(tmp_path, platform, 1, 0)[0]
+    scheduler.plan([bad, good])
+    assert bad.error is not None and bad.hold is None
+    assert scheduler.wait_for(good).state is JobState.COMPLETED

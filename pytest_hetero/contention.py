@@ -1,0 +1,199 @@
+"""What ran beside a job: its measured window, the run's other windows, host load.
+
+A job's *window* is when it may have been running, on the wall clock, as the
+scheduler saw it through the backend: from the last moment it was known not to
+run yet (just before submission, or the last poll that found it pending) to the
+poll that found it ended (or its cancellation). The window may be a little wider
+than the run, never narrower, so two jobs that ran at the same time always have
+overlapping windows.
+
+Every process of a run (pytest-xdist workers included) appends its windows to one
+*ledger* in the run directory (JSON lines: opened, seen running, closed). A test
+reads it when its jobs are done, so its verdict knows what overlapped it so far;
+the controller reads it again at session end, when every window is closed, for
+the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from contextlib import suppress
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypedDict
+
+from filelock import FileLock
+
+from pytest_hetero.config.models import ResourceGroup
+
+__all__ = [
+    "Contention",
+    "ContentionRecord",
+    "Ledger",
+    "Window",
+    "WindowRecord",
+    "load_average",
+    "overlapping",
+    "refresh_contention",
+]
+
+
+class WindowRecord(TypedDict):
+    id: str
+    job: str  # the scheduler's job key: node id and repeat
+    job_id: str | None
+    platform: str
+    start_unix_s: float
+    end_unix_s: float | None  # None: still running when the record was made
+    load_avg_start: list[float] | None  # 1, 5 and 15 minutes; jobs on this host only
+    load_avg_end: list[float] | None
+
+
+class ContentionRecord(TypedDict):
+    """The ``contention`` part of a report record."""
+
+    resource_group: str | None
+    group_max_jobs: int | None
+    windows: list[WindowRecord]  # this test's jobs (one per repeat)
+    beside: list[WindowRecord]  # the run's other jobs in the same group whose windows overlap them
+    contended: bool
+
+
+def load_average() -> list[float] | None:
+    """This host's load average over 1, 5 and 15 minutes (None where the OS has none)."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
+@dataclass
+class Window:
+    """One job's window (see the module docstring); ``group`` is its resource group's name."""
+
+    job: str
+    platform: str
+    group: str | None
+    start_unix_s: float = field(default_factory=time.time)
+    end_unix_s: float | None = None
+    job_id: str | None = None
+    load_avg_start: list[float] | None = None
+    load_avg_end: list[float] | None = None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    #: Seen past pending once: from then on the start stays where it is.
+    seen_running: bool = False
+
+    def overlaps(self, other: Window) -> bool:
+        """Open intervals: a window that ends when another starts does not overlap it."""
+        inf = float("inf")
+        mine_end = inf if self.end_unix_s is None else self.end_unix_s
+        other_end = inf if other.end_unix_s is None else other.end_unix_s
+        return self.start_unix_s < other_end and other.start_unix_s < mine_end
+
+    def as_record(self) -> WindowRecord:
+        return {
+            "id": self.id,
+            "job": self.job,
+            "job_id": self.job_id,
+            "platform": self.platform,
+            "start_unix_s": self.start_unix_s,
+            "end_unix_s": self.end_unix_s,
+            "load_avg_start": self.load_avg_start,
+            "load_avg_end": self.load_avg_end,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], group: str | None = None) -> Window:
+        """From a ledger line, or from a record's window (which leaves the group to its record)."""
+        fields = {key: data[key] for key in WindowRecord.__annotations__}
+        return cls(group=data.get("group", group), **fields)
+
+
+def overlapping(windows: Sequence[Window], others: Iterable[Window]) -> list[Window]:
+    """The ``others`` of the same group as ``windows`` that overlap any of them, by start."""
+    own = {window.id for window in windows}
+    groups = {window.group for window in windows} - {None}
+    found = [
+        other
+        for other in others
+        if other.id not in own and other.group in groups and any(other.overlaps(w) for w in windows)
+    ]
+    return sorted(found, key=lambda window: window.start_unix_s)
+
+
+@dataclass
+class Contention:
+    """What one test's jobs shared their resource group with."""
+
+    group: ResourceGroup | None = None
+    windows: list[Window] = field(default_factory=list)
+    beside: list[Window] = field(default_factory=list)
+
+    @property
+    def contended(self) -> bool:
+        return bool(self.beside)
+
+    def as_record(self) -> ContentionRecord:
+        return {
+            "resource_group": None if self.group is None else self.group.name,
+            "group_max_jobs": None if self.group is None else self.group.max_jobs,
+            "windows": [window.as_record() for window in self.windows],
+            "beside": [window.as_record() for window in self.beside],
+            "contended": self.contended,
+        }
+
+
+class Ledger:
+    """The run's windows, one JSON line per change, appended by every process of the run.
+
+    Reading is incremental: each call parses only the lines added since the last one.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = FileLock(path.with_name(f"{path.name}.lock"), thread_local=False)
+        self._offset = 0
+        self._windows: dict[str, Window] = {}
+
+    def write(self, window: Window) -> None:
+        """Append the window's current state; :class:`OSError` if the run directory is not writable."""
+        line = json.dumps(asdict(window)) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One lock around the append: whole lines, even where O_APPEND is not atomic (NFS).
+        with self._lock, self.path.open("a", encoding="utf-8") as out:
+            out.write(line)
+
+    def windows(self) -> list[Window]:
+        """Every window written so far, each in its latest state."""
+        try:
+            with self.path.open("rb") as ledger:
+                ledger.seek(self._offset)
+                data = ledger.read()
+        except OSError:  # not written yet (or unreadable): what was read before
+            data = b""
+        complete = data[: data.rfind(b"\n") + 1]  # a line being written is read next time
+        self._offset += len(complete)
+        for line in complete.splitlines():
+            with suppress(ValueError, KeyError, TypeError):
+                window = Window.from_dict(json.loads(line))
+                self._windows[window.id] = window
+        return list(self._windows.values())
+
+
+def refresh_contention(contentions: Iterable[ContentionRecord], ledger: Ledger | None) -> None:
+    """Recompute ``beside`` and ``contended`` of records from the ledger, once every window is closed."""
+    if ledger is None:
+        return
+    everyone = ledger.windows()
+    for contention in contentions:
+        group = contention["resource_group"]
+        if group is None or not contention["windows"]:
+            continue
+        windows = [Window.from_dict(dict(record), group) for record in contention["windows"]]
+        beside = overlapping(windows, everyone)
+        contention["beside"] = [window.as_record() for window in beside]
+        contention["contended"] = bool(beside)
