@@ -9,8 +9,10 @@ import pytest
 
 from pytest_hetero.config.loader import builtin_catalogue, load_catalogue
 from pytest_hetero.config.models import Catalogue
+from pytest_hetero.contention import refresh_contention
 from pytest_hetero.errors import ConfigError, HeteroError, UnavailableError
 from pytest_hetero.history import HistoryStore
+from pytest_hetero.isolation import group_conflicts
 from pytest_hetero.jobs import Benchmark
 from pytest_hetero.launchers import get_launcher
 from pytest_hetero.metrics import Metric
@@ -40,6 +42,9 @@ def build_session(config: pytest.Config) -> HeteroSession:
             hetero.backend_for(platform)
         except UnavailableError as exc:
             raise ConfigError(f"platform {platform.name!r} ({platform.source}): {exc}") from None
+    conflicts = group_conflicts({p.name: hetero.backend_for(p).resource_group for p in platforms})
+    if conflicts:
+        raise ConfigError("; ".join(conflicts))
     return hetero
 
 
@@ -144,6 +149,8 @@ def finish_session(hetero: HeteroSession, exit_status: int) -> None:
     hetero.shutdown()
     if hetero.is_worker:
         return
+    # Every window is closed now, the workers' too: what ran beside each record, final.
+    refresh_contention([record["contention"] for record in hetero.records], hetero.scheduler.isolation.ledger)
     if hetero.options.update_references:
         _update_references(hetero)
     report = build_report(

@@ -9,6 +9,7 @@ from typing import Any, TypedDict
 from pytest_hetero.check.gate import MetricComparison
 from pytest_hetero.check.references import Verdict
 from pytest_hetero.config.models import Platform
+from pytest_hetero.contention import Contention, ContentionRecord
 from pytest_hetero.metrics import Metric
 from pytest_hetero.redact import redact_env
 from pytest_hetero.workload import Workload
@@ -83,6 +84,7 @@ class ResultRecord(_OptionalRecord):
     stage_timings_s: dict[str, float]
     job: JobRecord
     error: ErrorRecord | None
+    contention: ContentionRecord  # what ran beside it: pytest_hetero.contention
     started_at: str
     references_file: str
     provenance: dict[str, Any]
@@ -114,6 +116,8 @@ class BenchmarkResult:
     skip_reason: str | None = None
     #: Another job shared the platform's resource group during this one's measured window.
     contended: bool = False
+    #: Its resource group, its jobs' windows and what overlapped them; sets ``contended``.
+    contention: Contention = field(default_factory=Contention)
     started_at: float = field(default_factory=time.time)
 
     @property
@@ -161,6 +165,7 @@ class BenchmarkResult:
                 "logs": self.log_paths,
             },
             "error": None if self.error is None else {"stage": self.failed_stage, "message": self.error},
+            "contention": self.contention.as_record(),
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at)),
             "references_file": self.references_file,
             "provenance": {**provenance, "workload": self.workload_info.get("provenance", {})},

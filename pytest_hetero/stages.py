@@ -98,7 +98,16 @@ def _run_stages(session: HeteroSession, item: pytest.Item, bench: Benchmark, res
         if records:
             result.metrics = combine_repeats([r.metrics for r in records])
             result.workload_info = dict(records[-1].extra)
+        _note_contention(session, jobs, result)
     check(session, bench, result)
+
+
+def _note_contention(session: HeteroSession, jobs: list[Job], result: BenchmarkResult) -> None:
+    """What shared the resource group with these jobs so far (before the check, which may weigh it)."""
+    group = session.backend_for(result.platform).resource_group
+    windows = [job.window for job in jobs if job.window is not None]
+    result.contention = session.scheduler.isolation.contention(group, windows)
+    result.contended = result.contention.contended
 
 
 def _finish_job(session: HeteroSession, job: Job, result: BenchmarkResult) -> MetricsRecord:

@@ -29,6 +29,7 @@ CSV_COLUMNS = (
     "upper_bound",
     "config_hash",
     "git_commit",
+    "contended",
 )
 
 
@@ -59,6 +60,8 @@ def _record_cells(record: dict[str, Any]) -> dict[str, Any]:
         "accelerator": f"{accelerator['kind']}:{accelerator['model']}",
         "outcome": record["outcome"],
         "config_hash": record["workload"]["config_hash"],
+        # Empty in reports written before resource groups.
+        "contended": str(record["contention"]["contended"]).lower() if "contention" in record else "",
     }
 
 

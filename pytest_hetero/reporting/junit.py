@@ -27,4 +27,6 @@ def junit_properties(result: BenchmarkResult) -> list[tuple[str, object]]:
         props.append((f"hetero.verdict.{verdict.metric}", verdict.kind.value))
     if result.failed_stage:
         props.append(("hetero.failed_stage", result.failed_stage))
+    if result.contended:  # other jobs shared its resource group while it ran
+        props.append(("hetero.contended", "true"))
     return props

@@ -74,9 +74,11 @@ def _summary_rows(report: dict[str, Any], with_run: bool) -> Iterable[list[str]]
         run = [report["run_id"]] if with_run else []
         if not record["metrics"]:
             yield [*run, record["test"], record["platform"]["name"], "-", "-", "", "", "", record["outcome"]]
+        # Measured while other jobs shared its resource group (absent in older reports).
+        mark = " (contended)" if (record.get("contention") or {}).get("contended") else ""
         for name, metric in sorted(record["metrics"].items()):
             verdict = verdicts.get(name, {})
-            cells = [record["test"], record["platform"]["name"], name, _number(metric["value"]), metric["unit"]]
+            cells = [record["test"], record["platform"]["name"], name, _number(metric["value"]) + mark, metric["unit"]]
             yield [*run, *cells, spread_text(metric), band_text(verdict), _icon(verdict.get("verdict", "-"))]
 
 

@@ -406,11 +406,11 @@ def test_concurrent_jobs_are_bounded_by_max_jobs(live_pytester: pytest.Pytester,
     assert slurm_cluster.max_overlap(_job_ids(live_pytester)) == 2
 
 
-def test_xdist_workers_run_slurm_benchmarks_side_by_side(
-    live_pytester: pytest.Pytester, slurm_cluster: LiveSlurm
-) -> None:
-    live_pytester.makefile(".yaml", platforms=_catalogue(slurm_cpu="backend: {kind: slurm}"))
+@pytest.mark.parametrize("max_jobs", [1, 2])
+def test_xdist_workers_share_max_jobs(live_pytester: pytest.Pytester, slurm_cluster: LiveSlurm, max_jobs: int) -> None:
+    """Two workers run Slurm benchmarks side by side, within one max_jobs for the run (a slot lock in the run dir)."""
+    live_pytester.makefile(".yaml", platforms=_catalogue(slurm_cpu=f"backend: {{kind: slurm}}, max_jobs: {max_jobs}"))
     _benchmarks(live_pytester, **{f"b{i}": {"sleep_s": 3} for i in range(4)})
     result = live_pytester.runpytest_subprocess("--platforms-file=platforms.yaml", *SLURM_STAR, "-n", "2")
     result.assert_outcomes(passed=4)
-    assert slurm_cluster.max_overlap(_job_ids(live_pytester)) == 2
+    assert slurm_cluster.max_overlap(_job_ids(live_pytester)) == max_jobs
