@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
+
 import pytest
 
 from pytest_hetero.errors import ConfigError
-from pytest_hetero.jobs import Benchmark, case_key
+from pytest_hetero.jobs import Benchmark, case_key, will_skip
 from pytest_hetero.markers import MARKER, Declaration, incompatibility, read_marker
 from pytest_hetero.session import BENCH_KEY, HeteroSession
 
-__all__ = ["PARAM", "attach_benchmarks", "parametrize"]
+__all__ = ["PARAM", "attach_benchmarks", "parametrize", "references_files", "references_files_of"]
 
 #: The autouse fixture that carries the platform parameter of every benchmark.
 PARAM = "_hetero_platform"
+#: A benchmark's references live beside its test file.
+_REFERENCES = "references.yaml"
 
 
 def _declaration(node: pytest.Item | pytest.Function, marker: pytest.Mark) -> Declaration:
@@ -50,5 +55,23 @@ def attach_benchmarks(items: list[pytest.Item], session: HeteroSession) -> None:
             declaration=_declaration(item, marker),
             platform=platform,
             test_key=case_key(item, platform.name),
-            references_path=item.path.parent / "references.yaml",
+            references_path=item.path.parent / _REFERENCES,
         )
+
+
+def references_files(items: Iterable[pytest.Item]) -> list[Path]:
+    """The references files the items will use: benchmarks that run, and pytest-benchmark tests."""
+    found = []
+    for item in items:
+        bench = item.stash.get(BENCH_KEY, None)
+        if bench is not None and not will_skip(item):
+            found.append(bench.references_path)
+        elif bench is None and "benchmark" in getattr(item, "fixturenames", ()):
+            found.append(item.path.parent / _REFERENCES)
+    return list(dict.fromkeys(found))
+
+
+def references_files_of(rootpath: Path, nodeids: Iterable[str]) -> list[Path]:
+    """The references files beside the test files of ``nodeids`` (the xdist controller sees ids, not items)."""
+    files = dict.fromkeys((rootpath / nodeid.split("::", 1)[0]).parent / _REFERENCES for nodeid in nodeids)
+    return [path for path in files if path.exists()]

@@ -7,11 +7,15 @@ from typing import Any
 
 import pytest
 
+from pytest_hetero.backends.registry import get_backend_class
+from pytest_hetero.check.reference_update import ReferenceUpdate, update_references
+from pytest_hetero.check.verdicts import not_judged_notes
 from pytest_hetero.config.loader import builtin_catalogue, load_catalogue
 from pytest_hetero.config.models import Catalogue
 from pytest_hetero.contention import refresh_contention
 from pytest_hetero.errors import ConfigError, HeteroError, UnavailableError
 from pytest_hetero.history import HistoryStore
+from pytest_hetero.host_fingerprint import host_fingerprint
 from pytest_hetero.isolation import group_conflicts
 from pytest_hetero.jobs import Benchmark
 from pytest_hetero.launchers import get_launcher
@@ -97,8 +101,9 @@ def is_performance_failure(record: ResultRecord | None) -> bool:
     """A failure that ran fine but measured out of band (not an error of any stage)."""
     if record is None or record["error"] is not None:
         return False
-    missed = any(v["verdict"] in ("fail", "missing") for v in record["verdicts"])
-    return missed or any(c["verdict"] == "regression" for c in record["comparisons"])
+    missed = any(v["verdict"] in ("fail", "missing", "regression") for v in record["verdicts"])
+    judged = {v["metric"] for v in record["verdicts"]}
+    return missed or any(c["verdict"] == "regression" and c["metric"] not in judged for c in record["comparisons"])
 
 
 class ReportCollector:
@@ -139,7 +144,7 @@ class ReportCollector:
             terminalreporter.write_sep("=", "pytest-hetero summary")
             for line in summary_lines(self.hetero.records):
                 terminalreporter.write_line(line)
-        for note in self.hetero.notes:
+        for note in [*not_judged_notes(self.hetero.records), *self.hetero.notes]:
             terminalreporter.write_line(note)
 
 
@@ -193,18 +198,19 @@ def _store_history(hetero: HeteroSession, store: HistoryStore, report: dict[str,
 
 
 def _update_references(hetero: HeteroSession) -> None:
-    touched = set()
+    """Write what was measured into each references file, in place; host-bound platforms record this host."""
+    updates: dict[Path, list[ReferenceUpdate]] = {}
     for record in hetero.records:
         if not record["metrics"] or not record["references_file"]:
             continue
-        path = Path(record["references_file"])
         metrics = {name: Metric.from_dict(name, entry) for name, entry in record["metrics"].items()}
+        here = host_fingerprint() if get_backend_class(record["platform"]["backend"]).runs_on_this_host else None
+        update = ReferenceUpdate(record["test"], record["platform"]["name"], metrics, here)
+        updates.setdefault(Path(record["references_file"]), []).append(update)
+    for path, found in sorted(updates.items()):
         try:
-            hetero.book(path).update(record["test"], record["platform"]["name"], metrics)
+            changed = update_references(path, found)
         except HeteroError as exc:
             hetero.notes.append(f"pytest-hetero: references not updated: {exc}")
             continue
-        touched.add(path)
-    for path in sorted(touched):
-        hetero.book(path).save()
-        hetero.notes.append(f"pytest-hetero: references updated in {path}")
+        hetero.notes.append(f"pytest-hetero: references updated in {path} ({changed} value(s) changed)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Generator
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -13,7 +14,7 @@ from pytest_hetero import hookspec
 from pytest_hetero.backends.base import Backend
 from pytest_hetero.backends.registry import get_backend_class
 from pytest_hetero.check.references import VerdictKind
-from pytest_hetero.collection import attach_benchmarks, parametrize
+from pytest_hetero.collection import attach_benchmarks, parametrize, references_files, references_files_of
 from pytest_hetero.config.models import Platform
 from pytest_hetero.dry_run import render_dry_run
 from pytest_hetero.errors import HeteroError
@@ -86,10 +87,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     hetero: HeteroSession = session.config.stash[SESSION_KEY]
+    if not hetero.is_worker:  # under xdist the controller checks (pytest_xdist_node_collection_finished)
+        _check_inputs(hetero, references_files(session.items))
     if hetero.options.dry_run:
         render_dry_run(session, hetero)
     elif not session.config.getoption("collectonly"):
         hetero.plan(session.items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """pytest-xdist's controller collects nothing: it checks the files beside the workers' tests."""
+    hetero: HeteroSession = node.config.stash[SESSION_KEY]
+    _check_inputs(hetero, references_files_of(node.config.rootpath, ids))
+
+
+def _check_inputs(hetero: HeteroSession, references: list[Path]) -> None:
+    """Broken references or an unknown baseline: a usage error before any job is submitted."""
+    try:
+        hetero.check_inputs(references)
+    except HeteroError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 @pytest.hookimpl(tryfirst=True)

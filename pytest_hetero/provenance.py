@@ -7,10 +7,10 @@ import platform as pyplatform
 import socket
 from functools import cache
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import pytest_hetero
+from pytest_hetero.host_fingerprint import cpu_model, host_fingerprint
 from pytest_hetero.pybench import commit_info
 
 __all__ = ["host_provenance"]
@@ -27,12 +27,14 @@ def host_provenance() -> dict[str, Any]:
         "host": socket.gethostname(),
         "os": f"{pyplatform.system()} {pyplatform.release()}",
         "machine": pyplatform.machine(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "python": pyplatform.python_version(),
         "packages": {name: _version(name) for name in ("pytest", "torch", "mlperf-logging")},
         "pytest_hetero": pytest_hetero.__version__,
         "git": _git(commit_info()),
+        # What references of host-bound platforms are keyed by (docs/references.md).
+        "host_fingerprint": host_fingerprint().as_dict(),
     }
 
 
@@ -41,16 +43,6 @@ def _version(dist: str) -> str | None:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return pyplatform.processor() or "unknown"
 
 
 def _git(info: dict[str, Any]) -> dict[str, Any] | None:

@@ -126,9 +126,11 @@ class BenchmarkResult:
         return self.job_ids[0] if self.job_ids else None
 
     def failure_messages(self) -> list[str]:
-        """Why the benchmark fails on performance: reference misses, then regressions."""
+        """Why the benchmark fails on performance: the failed verdicts (band and gate combined, see
+        :mod:`pytest_hetero.check.verdicts`), then regressions of metrics without a verdict."""
+        judged = {v.metric for v in self.verdicts}
         misses = [v.message for v in self.verdicts if v.failed]
-        return misses + [c.message for c in self.comparisons if c.regressed]
+        return misses + [c.message for c in self.comparisons if c.regressed and c.metric not in judged]
 
     def metric(self, name: str) -> float | None:
         """The value of a measured metric (None when absent)."""

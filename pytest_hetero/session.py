@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,16 @@ class HeteroSession:
         if path not in self._books:
             self._books[path] = load_references(path)
         return self._books[path]
+
+    def check_inputs(self, references_files: Iterable[Path]) -> None:
+        """Before any job: load every references file the run will use, and look up the baseline.
+
+        A broken one raises ConfigError (file and JSON path) or HistoryError, so no allocation is spent first.
+        """
+        for path in references_files:
+            self.book(path)
+        if self.baseline is not None:
+            self.baseline.check()
 
     # -- records ----------------------------------------------------------
     def make_record(self, item: pytest.Item, result: BenchmarkResult, outcome: str) -> ResultRecord:

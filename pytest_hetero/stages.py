@@ -24,8 +24,10 @@ import pytest
 
 from pytest_hetero.backends.base import raise_for_state
 from pytest_hetero.check.gate import MetricComparison, Series, compare_metrics
-from pytest_hetero.check.references import judge
+from pytest_hetero.check.references import ReferenceEntry, judge
+from pytest_hetero.check.verdicts import combine
 from pytest_hetero.errors import CheckError, CollectError, ConfigError, HeteroError, Stage, StageError
+from pytest_hetero.host_fingerprint import host_fingerprint
 from pytest_hetero.jobs import Benchmark, case_key
 from pytest_hetero.markers import Declaration
 from pytest_hetero.metrics import MetricsRecord, combine_repeats, parse_metrics_record
@@ -137,20 +139,34 @@ def _collect(session: HeteroSession, job: Job, result: BenchmarkResult) -> Metri
 
 
 def check(session: HeteroSession, bench: Benchmark, result: BenchmarkResult) -> None:
-    """References (unless they are being rewritten), then the regression gate."""
+    """References (unless they are being rewritten) and the regression gate: one verdict per metric."""
     with timed(result, Stage.CHECK):
+        try:
+            entry = session.book(bench.references_path).entry(bench.test_key, bench.platform.name)
+        except ConfigError as exc:
+            raise CheckError(str(exc)) from exc
         if not session.options.update_references:
-            try:
-                book = session.book(bench.references_path)
-            except ConfigError as exc:
-                raise CheckError(str(exc)) from exc
-            refs = book.lookup(bench.test_key, bench.platform.name)
-            result.verdicts = judge(result.metrics, refs, bench.platform.name, session.options.require_references)
+            result.verdicts = judge(
+                result.metrics,
+                entry.metrics,
+                bench.platform.name,
+                session.options.require_references,
+                elsewhere=_elsewhere(session, bench, entry),
+                contended=result.contended,
+            )
         if session.baseline is not None:
-            result.comparisons = _compare(session, result)
+            result.comparisons = _compare(session, result, entry.noise_floors())
+        result.verdicts = combine(result.verdicts, result.comparisons, result.contended)
 
 
-def _compare(session: HeteroSession, result: BenchmarkResult) -> list[MetricComparison]:
+def _elsewhere(session: HeteroSession, bench: Benchmark, entry: ReferenceEntry) -> str:
+    """Why the references do not apply: measured on another host (platforms whose jobs run on this one)."""
+    if not session.backend_for(bench.platform).runs_on_this_host:
+        return ""
+    return entry.elsewhere(host_fingerprint())
+
+
+def _compare(session: HeteroSession, result: BenchmarkResult, noise_floors: dict[str, float]) -> list[MetricComparison]:
     assert session.baseline is not None
     series = Series(result.test_key, result.platform.name, result.workload.config_hash, result.nodeid)
     try:
@@ -160,6 +176,7 @@ def _compare(session: HeteroSession, result: BenchmarkResult) -> list[MetricComp
             session.baseline,
             min_effect=session.options.min_effect,
             exprs=session.options.compare_fail,
+            noise_floors=noise_floors,
         )
     except HeteroError as exc:
         raise CheckError(f"comparison with {session.baseline.description} failed: {exc}") from exc

@@ -9,12 +9,13 @@ hash are compared; every record left out is named in a note saying why.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pytest_hetero.check.statistics import Comparison, ExprCheck, RegressionExpr, check_regression_expr, compare
-from pytest_hetero.history import HistoryStore, Selection, metric_samples
+from pytest_hetero.check.units import default_noise_floor
+from pytest_hetero.history import HistoryError, HistoryStore, Selection, metric_samples
 from pytest_hetero.metrics import Metric
 
 __all__ = [
@@ -83,6 +84,7 @@ class MetricComparison:
             "n_baseline": result.n_baseline,
             "n_current": result.n_current,
             "min_effect": result.min_effect,
+            "noise_floor": result.noise_floor,
             "alpha": result.alpha,
             "message": self.message,
             "note": self.note,
@@ -173,6 +175,17 @@ class HistoryBaseline:
         self.store, self.selection, self.exclude_run_id = store, selection, exclude_run_id
         self.description = f"history {store.description} ({selection})"
 
+    def check(self) -> None:
+        """Fail at session start, not after the jobs ran, when the selection names a baseline the store lacks."""
+        if self.selection.kind != "baseline":
+            return
+        known = self.store.baselines()
+        if self.selection.name not in known:
+            names = ", ".join(sorted(known)) or "none saved yet"
+            raise HistoryError(
+                f"history store {self.store.description}: no baseline {self.selection.name!r} (known: {names})"
+            )
+
     def lookup(self, series: Series, metric: str) -> tuple[list[float], str]:
         test, platform, config_hash = series.test, series.platform, series.config_hash
         found = self.store.samples(
@@ -199,8 +212,14 @@ def compare_metrics(
     min_effect: float = 0.05,
     alpha: float = 0.05,
     exprs: Sequence[RegressionExpr] = (),
+    noise_floors: Mapping[str, float] | None = None,
 ) -> list[MetricComparison]:
-    """Compare every gated, measured metric of one series with its baseline (the plugin, per test)."""
+    """Compare every gated, measured metric of one series with its baseline (the plugin, per test).
+
+    ``noise_floors``: per metric, the smallest absolute change that may count (from the references);
+    the others take their unit's default (:func:`~pytest_hetero.check.units.default_noise_floor`).
+    """
+    floors = noise_floors or {}
     rows = []
     for metric in sorted(metrics, key=lambda m: m.name):
         current = list(metric.samples) or ([] if metric.value is None else [metric.value])
@@ -208,7 +227,9 @@ def compare_metrics(
             continue
         base, note = baseline.lookup(series, metric.name)
         higher = metric.higher_is_better
-        result = compare(current, base, higher, min_effect=min_effect, alpha=alpha, name=metric.name, unit=metric.unit)
+        floor = floors.get(metric.name, default_noise_floor(metric.unit))
+        settings = {"min_effect": min_effect, "alpha": alpha, "noise_floor": floor}
+        result = compare(current, base, higher, name=metric.name, unit=metric.unit, **settings)
         checks = tuple(check_regression_expr(e, current, base, higher) for e in exprs) if base else ()
         key = (series.test, series.platform, metric.name, metric.unit, series.config_hash)
         rows.append(MetricComparison(*key, result, checks, note))

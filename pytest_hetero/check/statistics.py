@@ -18,6 +18,11 @@ and, when the samples allow a test, the change is significant::
 So with single runs the minimum effect alone decides: pick it above the
 run-to-run noise of the platform (its ``cv`` under ``--hetero-repeat``).
 
+A noise floor (``noise_floor``, an absolute amount in the metric's unit; see
+:func:`pytest_hetero.check.units.default_noise_floor`) comes on top: a change of
+the medians smaller than it is ``unchanged`` however significant, so
+microseconds of a data wait never fail a test.
+
 :func:`parse_regression_expr` reads pytest-benchmark's ``--benchmark-compare-fail``
 expressions (``mean:5%``, ``min:0.001``): fail when the statistic got worse
 by more than the threshold, a percentage of the baseline or an absolute
@@ -101,6 +106,7 @@ class Comparison:
     name: str = "value"
     unit: str = ""
     reason: str = ""  # why the data are insufficient
+    noise_floor: float = 0.0  # the smallest absolute change of the medians that counts, in ``unit``
 
     @property
     def regressed(self) -> bool:
@@ -117,9 +123,15 @@ class Comparison:
         unit = f" {self.unit}" if self.unit else ""
         return (
             f"{self.name}: median {self.baseline_median:.4g} → {self.current_median:.4g}{unit} "
-            f"({self.relative_change * 100:+.1f} %, {self._test_text()}, min effect {self.min_effect * 100:g} %): "
-            f"{self.verdict}"
+            f"({self.relative_change * 100:+.1f} %, {self._test_text()}, min effect {self.min_effect * 100:g} %"
+            f"{self._floor_text()}): {self.verdict}"
         )
+
+    def _floor_text(self) -> str:
+        if not self.noise_floor:
+            return ""
+        unit = f" {self.unit}" if self.unit else ""
+        return f", noise floor {self.noise_floor:g}{unit}"
 
     def _test_text(self) -> str:
         if self.p_value is None:
@@ -136,13 +148,25 @@ def compare(
     alpha: float = 0.05,
     name: str = "value",
     unit: str = "",
+    noise_floor: float = 0.0,
 ) -> Comparison:
     """Compare two sets of samples of one metric (see the module docstring); None and NaN are ignored."""
     cur, base = _finite(current), _finite(baseline)
     cur_median = statistics.median(cur) if cur else None
     base_median = statistics.median(base) if base else None
     result = Comparison(
-        "insufficient-data", cur_median, base_median, None, None, len(cur), len(base), min_effect, alpha, name, unit
+        "insufficient-data",
+        cur_median,
+        base_median,
+        None,
+        None,
+        len(cur),
+        len(base),
+        min_effect,
+        alpha,
+        name,
+        unit,
+        noise_floor=noise_floor,
     )
     if cur_median is None or base_median is None:
         return replace(result, reason=f"no {'current' if not cur else 'baseline'} samples")
@@ -151,7 +175,8 @@ def compare(
     change = (cur_median - base_median) / abs(base_median)
     p_value = _p_value(cur, base, alpha)
     evidence = p_value < alpha if p_value is not None else _separated(cur, base)
-    verdict = _verdict(change, higher_is_better, min_effect, evidence)
+    large = abs(change) >= min_effect and abs(cur_median - base_median) >= noise_floor
+    verdict = _verdict(change, higher_is_better, large, evidence)
     return replace(result, verdict=verdict, relative_change=change, p_value=p_value)
 
 
@@ -180,8 +205,8 @@ def _separated(cur: list[float], base: list[float]) -> bool:
     return min(cur) > max(base) or max(cur) < min(base)
 
 
-def _verdict(change: float, higher_is_better: bool, min_effect: float, evidence: bool) -> ComparisonVerdict:
-    if not evidence or abs(change) < min_effect:
+def _verdict(change: float, higher_is_better: bool, large: bool, evidence: bool) -> ComparisonVerdict:
+    if not evidence or not large:
         return "unchanged"
     better = (change > 0) == higher_is_better
     return "improvement" if better else "regression"

@@ -15,6 +15,7 @@ _VERDICT_ICONS = {
     "missing": "❌ missing",
     "xfail": "⚠️ xfail",
     "no-reference": "no reference",
+    "contended": "contended (not judged)",
     "regression": "❌ regression",
     "improvement": "🚀 improvement",
     "unchanged": "unchanged",

@@ -246,10 +246,8 @@ def test_broken_references_file_is_a_clear_error(bench_dir: pytest.Pytester) -> 
         ".yaml", references="version: 1\nreferences:\n  test_bench:\n    local:\n      throughput_sps: {value: fast}\n"
     )
     result = bench_dir.runpytest()
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(
-        ["check: *references.yaml: invalid references (1 problem(s)):*", "*.value: 'fast' is not*"]
-    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, "checked at session start, before any job"
+    result.stderr.fnmatch_lines(["*references.yaml: invalid references (1 problem(s)):*", "*.value: 'fast' is not*"])
 
 
 def test_dry_run_submits_nothing(bench_dir: pytest.Pytester) -> None:

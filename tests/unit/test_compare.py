@@ -5,13 +5,22 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import statistics
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fake_reports import HASH_A, HASH_B, record, report
 
-from pytest_hetero.check.gate import HistoryBaseline, ReportBaseline, run_gate
+from pytest_hetero.check.gate import (
+    HistoryBaseline,
+    MetricComparison,
+    ReportBaseline,
+    Series,
+    compare_metrics,
+    run_gate,
+)
+from pytest_hetero.check.references import Verdict, VerdictKind
 from pytest_hetero.check.statistics import (
     check_regression_expr,
     compare,
@@ -19,8 +28,15 @@ from pytest_hetero.check.statistics import (
     summary_stats,
     trimmed_mean,
 )
-from pytest_hetero.errors import ConfigError
+from pytest_hetero.check.verdicts import combine, not_judged_notes
+from pytest_hetero.config.models import Accelerator, BackendConfig, Platform
+from pytest_hetero.errors import ConfigError, HistoryError
 from pytest_hetero.history import Selection, open_store
+from pytest_hetero.metrics import Metric
+from pytest_hetero.results import BenchmarkResult
+from pytest_hetero.workload import Workload
+
+WORKLOAD = Workload.builtin("resnet50", {"batch_size": 4})
 
 BASE = [412.0, 410.0, 415.0, 411.0, 413.0]
 DROP_10 = [371.0, 370.0, 372.0, 369.0, 373.0]
@@ -223,6 +239,110 @@ def test_parametrised_variants_are_matched_by_node_id_then_config_hash() -> None
     assert gate.notes == []
 
 
+# --- the noise floor and one verdict per metric ---------------------------------------------------------------
+
+WAIT_BASE = [4.1e-05, 4.0e-05, 4.2e-05, 4.1e-05, 4.0e-05]
+WAIT_NOW = [4.7e-05, 4.8e-05, 4.6e-05, 4.7e-05, 4.9e-05]
+
+
+def test_a_significant_change_below_the_noise_floor_is_unchanged() -> None:
+    loud = compare(WAIT_NOW, WAIT_BASE, higher_is_better=False, name="data_wait_s", unit="s")
+    assert loud.verdict == "regression", "without a floor: +15 %, p < 0.05"
+    quiet = compare(WAIT_NOW, WAIT_BASE, higher_is_better=False, name="data_wait_s", unit="s", noise_floor=0.001)
+    assert quiet.verdict == "unchanged"
+    assert quiet.message == (
+        "data_wait_s: median 4.1e-05 → 4.7e-05 s (+14.6 %, p=0.0114 < 0.05, min effect 5 %, noise floor 0.001 s): "
+        "unchanged"
+    )
+
+
+def test_the_gate_takes_the_noise_floor_from_the_unit_or_the_references() -> None:
+    series = Series("t", "local", HASH_A)
+    waits = [Metric("data_wait_s", statistics.median(WAIT_NOW), "s", False, tuple(WAIT_NOW))]
+    baseline = _FixedBaseline(WAIT_BASE)
+    [by_unit] = compare_metrics(series, waits, baseline)
+    assert by_unit.verdict == "unchanged" and by_unit.as_dict()["noise_floor"] == 0.001
+    [overridden] = compare_metrics(series, waits, baseline, noise_floors={"data_wait_s": 0.0})
+    assert overridden.verdict == "regression"
+
+
+class _FixedBaseline:
+    description = "fixed"
+
+    def __init__(self, samples: list[float]) -> None:
+        self.samples = samples
+
+    def lookup(self, series: Series, metric: str) -> tuple[list[float], str]:
+        return self.samples, ""
+
+
+def _row(metric: str, current: list[float], baseline: list[float], unit: str = "samples/s") -> MetricComparison:
+    higher = unit == "samples/s"
+    return MetricComparison("t", "local", metric, unit, HASH_A, compare(current, baseline, higher, name=metric))
+
+
+def _band(kind: VerdictKind, metric: str = "throughput_sps", host_bound: bool = True) -> Verdict:
+    return Verdict(metric, kind, 100.0, None, f"{metric}: band says {kind.value}", kind, host_bound=host_bound)
+
+
+@pytest.mark.parametrize(
+    ("band", "samples", "combined", "failed"),
+    [
+        (VerdictKind.PASS, BASE, VerdictKind.PASS, False),
+        (VerdictKind.PASS, DROP_10, VerdictKind.REGRESSION, True),
+        (VerdictKind.NO_REFERENCE, DROP_10, VerdictKind.REGRESSION, True),
+        (VerdictKind.XFAIL, DROP_10, VerdictKind.REGRESSION, True),
+        (VerdictKind.FAIL, DROP_10, VerdictKind.FAIL, True),
+        (VerdictKind.FAIL, BASE, VerdictKind.FAIL, True),
+        (VerdictKind.CONTENDED, DROP_10, VerdictKind.CONTENDED, False),
+    ],
+)
+def test_one_verdict_per_metric_combines_band_and_gate(
+    band: VerdictKind, samples: list[float], combined: VerdictKind, failed: bool
+) -> None:
+    row = _row("throughput_sps", samples, BASE)
+    [verdict] = combine([_band(band)], [row], contended=band is VerdictKind.CONTENDED)
+    assert (verdict.kind, verdict.failed) == (combined, failed)
+    assert verdict.band is band and verdict.gate == row.verdict
+    if row.regressed:
+        assert row.comparison.message in verdict.message or band is VerdictKind.CONTENDED
+    record = verdict.as_dict()
+    assert (record["verdict"], record["band"], record["gate"]) == (combined.value, band.value, row.verdict)
+
+
+def test_a_failed_band_and_a_regression_say_both_once() -> None:
+    result = BenchmarkResult("n", "t", Platform("local", Accelerator("cpu"), BackendConfig("local")), WORKLOAD, "")
+    result.comparisons = [_row("throughput_sps", DROP_10, BASE)]
+    result.verdicts = combine([_band(VerdictKind.FAIL)], result.comparisons, contended=False)
+    [message] = result.failure_messages()
+    assert message.startswith("throughput_sps: band says fail; t on local: throughput_sps: median 412 → 371")
+
+
+def test_a_compared_metric_without_a_band_verdict_gets_one() -> None:
+    rows = [_row("throughput_sps", DROP_10, BASE), _row("step_time_ms", [10.0], [10.0], "ms")]
+    regression, unchanged = combine([], rows, contended=False)
+    assert regression.kind is VerdictKind.REGRESSION and regression.gate == "regression"
+    assert unchanged.kind is VerdictKind.NO_REFERENCE and unchanged.gate == "unchanged"
+    [contended] = combine([], rows[:1], contended=True)
+    assert contended.kind is VerdictKind.CONTENDED and not contended.failed
+
+
+def test_notes_name_why_host_bound_figures_were_not_judged() -> None:
+    why = "measured on another host: cpu_count 64 there, 2 here"
+    verdict = Verdict("throughput_sps", VerdictKind.NO_REFERENCE, 1.0, None, "m", reason=why, host_bound=True)
+    records = [{"test": "t.py::test_a", "platform": {"name": "local"}, "verdicts": [verdict.as_dict()]}] * 2
+    assert not_judged_notes(records) == [
+        f"pytest-hetero: host-bound figures not judged, {why}: t.py::test_a on local (throughput_sps, throughput_sps)"
+    ]
+
+
+def test_an_unknown_baseline_is_noticed_before_any_job(tmp_path: Path) -> None:
+    with open_store(str(tmp_path / "h.sqlite")) as store:
+        HistoryBaseline(store, Selection.parse("last")).check()
+        with pytest.raises(HistoryError, match=r"no baseline 'golden' \(known: none saved yet\)"):
+            HistoryBaseline(store, Selection.parse("baseline:golden")).check()
+
+
 EXPORTS = {
     "pytest_hetero.check.statistics": [
         "Comparison",
@@ -249,6 +369,24 @@ EXPORTS = {
         "run_info",
     ],
     "pytest_hetero.history.sql": ["PostgresStore", "SQLiteStore", "SqlHistoryStore"],
+    "pytest_hetero.check.references": [
+        "HOST_KEY",
+        "Reference",
+        "ReferenceBook",
+        "ReferenceEntry",
+        "Verdict",
+        "VerdictKind",
+        "candidate_keys",
+        "check",
+        "judge",
+        "load_references",
+        "parse_yaml",
+        "read_text",
+    ],
+    "pytest_hetero.check.reference_update": ["ReferenceUpdate", "update_references"],
+    "pytest_hetero.check.units": ["default_noise_floor", "dimension", "is_host_bound"],
+    "pytest_hetero.check.verdicts": ["combine", "not_judged_notes"],
+    "pytest_hetero.host_fingerprint": ["HostFingerprint", "cpu_model", "host_fingerprint"],
     "pytest_hetero.check.gate": [
         "Baseline",
         "GateResult",
