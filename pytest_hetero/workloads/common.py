@@ -9,6 +9,7 @@ The contract with the plugin side (spelled in :mod:`.protocol`):
 
 - config: ``--config-json JSON``, ``--config PATH`` or the environment variable
   ``HETERO_WORKLOAD_CONFIG``; unknown keys and wrong types exit with status 2;
+  ``HETERO_SEED`` (set per repeat by the plugin) replaces the config's ``seed``;
 - stdout: MLPerf ``:::MLLOG {json}`` events, then exactly one final line
   ``:::HETERO_METRICS {"metrics": [...], "workload": ..., "config": {...}}``,
   written by :func:`emit_metrics` (re-exported here from :mod:`.protocol`).
@@ -32,7 +33,13 @@ from typing import Any, NoReturn, TypeVar
 
 from pytest_hetero.workloads.measure import peak_rss_mb
 from pytest_hetero.workloads.mllog import MLLOG_PREFIX, MLLogger, make_mllogger
-from pytest_hetero.workloads.protocol import METRICS_PREFIX, WORKLOAD_CONFIG_ENV, WorkloadMetric, emit_metrics
+from pytest_hetero.workloads.protocol import (
+    METRICS_PREFIX,
+    SEED_ENV,
+    WORKLOAD_CONFIG_ENV,
+    WorkloadMetric,
+    emit_metrics,
+)
 
 __all__ = [
     "METRICS_PREFIX",
@@ -74,8 +81,9 @@ def parse_config(
     """Merge the workload config over ``defaults`` and validate it.
 
     Precedence, lowest first: ``defaults``; ``HETERO_WORKLOAD_CONFIG`` (read
-    only when neither flag is given); ``--config PATH``; ``--config-json``.
-    Raises WorkloadConfigError for unknown keys, wrong types and unreadable input;
+    only when neither flag is given); ``--config PATH``; ``--config-json``;
+    then ``HETERO_SEED``, the seed of this repeat, replaces ``seed`` (when the
+    workload has that key). Raises WorkloadConfigError for unknown keys, wrong types and unreadable input;
     a bad command line exits with status 2 (argparse).
     """
     args = _argument_parser(defaults, prog).parse_args(list(argv))
@@ -83,7 +91,17 @@ def parse_config(
     merged: dict[str, ConfigValue] = dict(defaults)
     for source, layer in layers:
         merged.update(_validated_layer(layer, defaults, source))
+    repeat_seed = os.environ.get(SEED_ENV)
+    if repeat_seed is not None and "seed" in defaults:  # this repeat's own seed (--hetero-repeat)
+        merged.update(_validated_layer({"seed": _integer(repeat_seed, f"${SEED_ENV}")}, defaults, f"${SEED_ENV}"))
     return merged
+
+
+def _integer(text: str, source: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise WorkloadConfigError(f"{source} must be an integer, got {text!r}") from None
 
 
 def config_or_exit(argv: Sequence[str], defaults: Mapping[str, ConfigValue], prog: str) -> dict[str, ConfigValue]:

@@ -17,7 +17,13 @@ Environment variables of the job:
 - ``HETERO_RUN_ID``: the pytest run's id (shared by xdist workers);
 - ``HETERO_PEAK_TFLOPS_JSON``: ``{"bf16": 312, ...}``, TFLOP/s per accelerator;
 - ``HETERO_DATA_<NAME>``: one per ``data_roots`` entry (:func:`data_env_name`);
-  ``HETERO_DATA_NODE_LOCAL``, from the ``node_local`` entry, is where data is staged.
+  ``HETERO_DATA_NODE_LOCAL``, from the ``node_local`` entry, is where data is staged;
+- ``HETERO_REPEAT``: which repeat this job is (``--hetero-repeat``), 1 for the first;
+- ``HETERO_SEED``: the seed of this repeat, an integer (:func:`repeat_seed`): the
+  config's ``seed`` for the first repeat, a distinct one derived from it for each
+  other. A workload uses it instead of its config's seed and logs it (MLLOG
+  ``seed``). Unset when the config names no seed and this is the first repeat:
+  the workload's own default applies.
 
 Errors: :class:`MetricsLineError` (a ``ValueError``) when the metrics line is
 missing or malformed; it carries the line number and the reason.
@@ -25,6 +31,7 @@ missing or malformed; it carries the line number and the reason.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -42,7 +49,9 @@ __all__ = [
     "METRICS_PREFIX",
     "PEAK_TFLOPS_ENV",
     "PLATFORM_ENV",
+    "REPEAT_ENV",
     "RUN_ID_ENV",
+    "SEED_ENV",
     "WORKLOAD_CONFIG_ENV",
     "MetricsLineError",
     "WorkloadMetric",
@@ -51,6 +60,7 @@ __all__ = [
     "format_metrics_line",
     "job_environment",
     "parse_metrics_line",
+    "repeat_seed",
 ]
 
 #: The built-in accelerator kinds, in the order the docs list them.
@@ -65,6 +75,8 @@ PEAK_TFLOPS_ENV = "HETERO_PEAK_TFLOPS_JSON"
 DATA_ENV_PREFIX = "HETERO_DATA_"
 #: ``data_env_name("node_local")``: the data root a workload stages to.
 DATA_NODE_LOCAL_ENV = DATA_ENV_PREFIX + "NODE_LOCAL"
+REPEAT_ENV = "HETERO_REPEAT"
+SEED_ENV = "HETERO_SEED"
 
 METRICS_PREFIX = ":::HETERO_METRICS "
 
@@ -84,6 +96,21 @@ def data_env_name(root_name: str) -> str:
     return DATA_ENV_PREFIX + slug.upper()
 
 
+def repeat_seed(seed: int | None, index: int) -> int | None:
+    """The seed of repeat ``index`` (0 for the first) of a run whose config's seed is ``seed``.
+
+    The first repeat keeps the config's seed, so a single run is the run the
+    config describes; every other repeat gets its own, derived from both
+    (SHA-256, 31 bits: valid for every framework's generator), the same on
+    every platform and in every session. Without a config seed the first
+    repeat is None (the workload's default) and the others derive from ``None``.
+    """
+    if index == 0:
+        return seed
+    digest = hashlib.sha256(f"pytest-hetero repeat seed:{seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
 def job_environment(
     *,
     config_json: str,
@@ -93,9 +120,11 @@ def job_environment(
     run_id: str,
     peak_tflops: Mapping[str, float],
     data_roots: Mapping[str, str],
+    repeat: int | None = None,
+    seed: int | None = None,
 ) -> dict[str, str]:
-    """The variables the plugin sets for every workload job."""
-    return {
+    """The variables the plugin sets for every workload job; ``repeat`` counts from 1."""
+    env = {
         WORKLOAD_CONFIG_ENV: config_json,
         PLATFORM_ENV: platform,
         ACCELERATOR_KIND_ENV: accelerator_kind,
@@ -104,6 +133,11 @@ def job_environment(
         PEAK_TFLOPS_ENV: json.dumps(dict(peak_tflops)),
         **{data_env_name(name): path for name, path in data_roots.items()},
     }
+    if repeat is not None:
+        env[REPEAT_ENV] = str(repeat)
+    if seed is not None:
+        env[SEED_ENV] = str(seed)
+    return env
 
 
 # --------------------------------------------------------------------------

@@ -17,12 +17,15 @@ from pytest_hetero.workloads import protocol
 from pytest_hetero.workloads.protocol import (
     DATA_NODE_LOCAL_ENV,
     METRICS_PREFIX,
+    REPEAT_ENV,
+    SEED_ENV,
     MetricsLineError,
     WorkloadMetric,
     data_env_name,
     emit_metrics,
     job_environment,
     parse_metrics_line,
+    repeat_seed,
 )
 
 WORKLOADS = Path(pytest_hetero.__file__).resolve().parent / "workloads"
@@ -45,7 +48,9 @@ def test_public_names_are_pinned() -> None:
             "METRICS_PREFIX",
             "PEAK_TFLOPS_ENV",
             "PLATFORM_ENV",
+            "REPEAT_ENV",
             "RUN_ID_ENV",
+            "SEED_ENV",
             "WORKLOAD_CONFIG_ENV",
             "MetricsLineError",
             "WorkloadMetric",
@@ -54,6 +59,7 @@ def test_public_names_are_pinned() -> None:
             "format_metrics_line",
             "job_environment",
             "parse_metrics_line",
+            "repeat_seed",
         ]
     )
 
@@ -111,6 +117,35 @@ def test_job_environment() -> None:
         "HETERO_DATA_IMAGENET": "/data/imagenet",
         "HETERO_DATA_NODE_LOCAL": "/scratch",
     }
+
+
+def test_job_environment_of_a_repeat_carries_its_seed() -> None:
+    common: dict[str, Any] = {
+        "config_json": "{}",
+        "platform": "cpu",
+        "accelerator_kind": "cpu",
+        "accelerators_per_node": 1,
+        "run_id": "r",
+        "peak_tflops": {},
+        "data_roots": {},
+    }
+
+    second = job_environment(**common, repeat=2, seed=repeat_seed(7, 1))
+    first_without_seed = job_environment(**common, repeat=1, seed=repeat_seed(None, 0))
+
+    assert second[REPEAT_ENV] == "2" and second[SEED_ENV] == str(repeat_seed(7, 1))
+    assert first_without_seed[REPEAT_ENV] == "1" and SEED_ENV not in first_without_seed
+
+
+def test_repeat_seeds_keep_the_first_and_differ_for_the_others() -> None:
+    seeds = [repeat_seed(42, index) for index in range(10)]
+
+    assert seeds[0] == 42
+    assert len(set(seeds)) == 10
+    assert all(seed is not None and 0 <= seed < 2**31 for seed in seeds)
+    assert seeds == [repeat_seed(42, index) for index in range(10)]  # the same in every session
+    assert repeat_seed(None, 0) is None
+    assert repeat_seed(None, 1) != repeat_seed(0, 1) != repeat_seed(1, 1)
 
 
 # --------------------------------------------------------------------------
