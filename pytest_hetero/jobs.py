@@ -3,13 +3,15 @@
 A benchmark item is a declaration (the ``hetero`` marker) on one platform. Its
 job spec carries the launcher's argv (in the backend's launch context), the
 environment of the plugin↔workload contract
-(:func:`pytest_hetero.workloads.protocol.job_environment`), a work directory
-unique to the item and repeat, and the time limit; a conftest may still change
-it through ``pytest_hetero_modify_jobspec``.
+(:func:`pytest_hetero.workloads.protocol.job_environment`: each repeat with
+its own seed, :func:`~pytest_hetero.workloads.protocol.repeat_seed`), a work
+directory unique to the item and repeat, and the time limit; a conftest may
+still change it through ``pytest_hetero_modify_jobspec``.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -19,9 +21,10 @@ import pytest
 
 from pytest_hetero.backends.base import Backend, JobSpec
 from pytest_hetero.config.models import Platform
+from pytest_hetero.fingerprint import Fingerprints, fingerprints
 from pytest_hetero.launchers import get_launcher
 from pytest_hetero.markers import Declaration
-from pytest_hetero.workloads.protocol import job_environment
+from pytest_hetero.workloads.protocol import job_environment, repeat_seed
 
 __all__ = ["Benchmark", "build_jobspec", "case_key", "job_workdir", "will_skip"]
 
@@ -33,15 +36,24 @@ class Benchmark:
     declaration: Declaration
     platform: Platform
     test_key: str
-    references_path: Path
+    references_path: Path  # next to the test file
+
+    @functools.cached_property
+    def fingerprints(self) -> Fingerprints:
+        """Of the workload's code and config, and of the platform; taken when its first job is built."""
+        test_dir = self.references_path.parent  # the job's working directory
+        return fingerprints(self.declaration.workload, self.platform, test_dir)
 
 
-def build_jobspec(item: pytest.Item, bench: Benchmark, backend: Backend, *, run_id: str, workdir: Path) -> JobSpec:
-    """The job of ``bench`` on its platform's ``backend``, after the modify-jobspec hook."""
+def build_jobspec(
+    item: pytest.Item, bench: Benchmark, backend: Backend, *, run_id: str, workdir: Path, repeat: int = 0
+) -> JobSpec:
+    """The job of repeat ``repeat`` (0: the first) of ``bench`` on its platform's ``backend``, after the hook."""
     platform, workload = bench.platform, bench.declaration.workload
     timeout_s = platform.time_limit_s
     if bench.declaration.timeout_min is not None:
         timeout_s = min(timeout_s, bench.declaration.timeout_min * 60.0)
+    _ = bench.fingerprints  # taken now: the code as submitted, not as it is when the result arrives
     env = job_environment(
         config_json=workload.config_json,
         platform=platform.name,
@@ -50,6 +62,8 @@ def build_jobspec(item: pytest.Item, bench: Benchmark, backend: Backend, *, run_
         run_id=run_id,
         peak_tflops=platform.accelerator.peak_tflops,
         data_roots=platform.data_roots,
+        repeat=repeat + 1,
+        seed=repeat_seed(workload.seed, repeat),
     )
     spec = JobSpec(
         name=f"{bench.test_key.rsplit('::', 1)[-1]}[{platform.name}]",

@@ -14,6 +14,7 @@ from pytest_hetero.config.loader import builtin_catalogue, load_catalogue
 from pytest_hetero.config.models import Catalogue
 from pytest_hetero.contention import refresh_contention
 from pytest_hetero.errors import ConfigError, HeteroError, UnavailableError
+from pytest_hetero.fingerprint import unpaired_notes
 from pytest_hetero.history import HistoryStore
 from pytest_hetero.host_fingerprint import host_fingerprint
 from pytest_hetero.isolation import group_conflicts
@@ -144,7 +145,8 @@ class ReportCollector:
             terminalreporter.write_sep("=", "pytest-hetero summary")
             for line in summary_lines(self.hetero.records):
                 terminalreporter.write_line(line)
-        for note in [*not_judged_notes(self.hetero.records), *self.hetero.notes]:
+        records = self.hetero.records
+        for note in [*not_judged_notes(records), *unpaired_notes(records), *self.hetero.notes]:
             terminalreporter.write_line(note)
 
 

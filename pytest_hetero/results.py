@@ -6,13 +6,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from pytest_hetero.check.gate import MetricComparison
+from pytest_hetero.check.gate import MetricComparison, Series
 from pytest_hetero.check.references import Verdict
 from pytest_hetero.config.models import Platform
 from pytest_hetero.contention import Contention, ContentionRecord
+from pytest_hetero.fingerprint import Fingerprints
 from pytest_hetero.metrics import Metric
 from pytest_hetero.redact import redact_env
 from pytest_hetero.workload import Workload
+from pytest_hetero.workloads.protocol import repeat_seed
 
 __all__ = [
     "RECORD_VERSION",
@@ -35,6 +37,8 @@ class PlatformRecord(TypedDict):
     nodes: int
     tags: list[str]
     source: str
+    fingerprint: str  # pytest_hetero.fingerprint: backend, launcher, env, image, venv, resources ...
+    fingerprint_parts: dict[str, str]  # part -> its hash, to say what changed
 
 
 class WorkloadRecord(TypedDict):
@@ -42,7 +46,10 @@ class WorkloadRecord(TypedDict):
     module: str | None
     command: list[str]
     config: dict[str, Any]
-    config_hash: str
+    config_hash: str  # how it is called and its config
+    fingerprint: str  # the config hash and the code
+    code: dict[str, str]  # source file -> content hash
+    seeds: list[int | None]  # each repeat's seed, as job.ids (None: the workload's default)
     reported: dict[str, Any]  # what the workload itself said in its metrics record
 
 
@@ -118,6 +125,8 @@ class BenchmarkResult:
     contended: bool = False
     #: Its resource group, its jobs' windows and what overlapped them; sets ``contended``.
     contention: Contention = field(default_factory=Contention)
+    #: Of the workload's code and config, and of the platform: what this result may be compared with.
+    fingerprints: Fingerprints = field(default_factory=Fingerprints)
     started_at: float = field(default_factory=time.time)
 
     @property
@@ -137,19 +146,26 @@ class BenchmarkResult:
         found = self.metrics.get(name)
         return None if found is None else found.value
 
+    def series(self) -> Series:
+        """What the regression gate looks its baseline up by: like with like."""
+        return Series(self.test_key, self.platform.name, self.workload.config_hash, self.nodeid, self.fingerprints)
+
     def to_record(self, outcome: str, provenance: dict[str, Any]) -> ResultRecord:
         """The JSON report record (see ``schemas/report.schema.json``)."""
         record: ResultRecord = {
             "nodeid": self.nodeid,
             "test": self.test_key,
             "outcome": outcome,
-            "platform": _platform_record(self.platform),
+            "platform": _platform_record(self.platform, self.fingerprints),
             "workload": {
                 "name": self.workload.name,
                 "module": self.workload.module,
                 "command": list(self.workload.command),
                 "config": dict(self.workload.config),
                 "config_hash": self.workload.config_hash,
+                "fingerprint": self.fingerprints.workload,
+                "code": dict(self.fingerprints.code),
+                "seeds": [repeat_seed(self.workload.seed, index) for index in range(len(self.job_ids))],
                 "reported": self.workload_info,
             },
             "metrics": {name: m.as_dict() for name, m in self.metrics.items()},
@@ -177,7 +193,7 @@ class BenchmarkResult:
         return record
 
 
-def _platform_record(platform: Platform) -> PlatformRecord:
+def _platform_record(platform: Platform, fingerprints: Fingerprints) -> PlatformRecord:
     acc = platform.accelerator
     return {
         "name": platform.name,
@@ -187,4 +203,6 @@ def _platform_record(platform: Platform) -> PlatformRecord:
         "nodes": platform.resources.nodes,
         "tags": list(platform.tags),
         "source": platform.source,
+        "fingerprint": fingerprints.platform,
+        "fingerprint_parts": dict(fingerprints.platform_parts),
     }

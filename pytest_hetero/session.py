@@ -92,7 +92,8 @@ class HeteroSession:
     # -- jobs -------------------------------------------------------------
     def jobspec(self, item: pytest.Item, bench: Benchmark, repeat: int = 0) -> JobSpec:
         workdir = job_workdir(self.run_dir, item, repeat, self.options.repeat)
-        return build_jobspec(item, bench, self.backend_for(bench.platform), run_id=self.run_id, workdir=workdir)
+        backend = self.backend_for(bench.platform)
+        return build_jobspec(item, bench, backend, run_id=self.run_id, workdir=workdir, repeat=repeat)
 
     def _new_jobs(self, item: pytest.Item, bench: Benchmark) -> list[Job]:
         return [Job(f"{item.nodeid}#{r}", self.jobspec(item, bench, r)) for r in range(self.options.repeat)]

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_hetero.backends.base import raise_for_state
-from pytest_hetero.check.gate import MetricComparison, Series, compare_metrics
+from pytest_hetero.check.gate import MetricComparison, compare_metrics
 from pytest_hetero.check.references import ReferenceEntry, judge
 from pytest_hetero.check.verdicts import combine
 from pytest_hetero.errors import CheckError, CollectError, ConfigError, HeteroError, Stage, StageError
@@ -67,6 +67,7 @@ def run_benchmark(
         workload=bench.declaration.workload,
         workdir="",
         references_file=str(bench.references_path),
+        fingerprints=bench.fingerprints,
     )
     if track:
         session.track(item.nodeid, result)
@@ -168,7 +169,7 @@ def _elsewhere(session: HeteroSession, bench: Benchmark, entry: ReferenceEntry) 
 
 def _compare(session: HeteroSession, result: BenchmarkResult, noise_floors: dict[str, float]) -> list[MetricComparison]:
     assert session.baseline is not None
-    series = Series(result.test_key, result.platform.name, result.workload.config_hash, result.nodeid)
+    series = result.series()
     try:
         return compare_metrics(
             series,
@@ -196,7 +197,7 @@ def benchmark_fixture_result(session: HeteroSession, item: pytest.Item, metadata
         test_key=case_key(item, None),
         references_path=item.path.parent / "references.yaml",
     )
-    result = BenchmarkResult(item.nodeid, bench.test_key, bench.platform, workload, "")
+    result = BenchmarkResult(item.nodeid, bench.test_key, bench.platform, workload, "", fingerprints=bench.fingerprints)
     result.references_file = str(bench.references_path)
     result.metrics = fixture_metrics(metadata)
     try:

@@ -52,6 +52,15 @@ class Workload:
 
     @property
     def config_hash(self) -> str:
-        """Short SHA-256 over program and config: equal hashes mean comparable runs."""
+        """Short SHA-256 over how the program is called (module or argv) and its config.
+
+        Not its code: :func:`pytest_hetero.fingerprint.fingerprints` adds that.
+        """
         identity = {"module": self.module, "command": list(self.command), "config": dict(self.config)}
         return hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:16]
+
+    @property
+    def seed(self) -> int | None:
+        """The config's ``seed`` (the first repeat's; the others derive theirs from it), if it names one."""
+        value = self.config.get("seed")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -3,7 +3,9 @@
 A baseline is another report (``pytest-hetero compare NEW.json OLD.json``) or
 the history store with a :class:`~pytest_hetero.history.Selection`. Only
 records of the same test on the same platform with the same workload config
-hash are compared; every record left out is named in a note saying why.
+hash, workload fingerprint (code + config) and platform fingerprint are
+compared (:mod:`pytest_hetero.fingerprint`); every record left out is named in
+a note saying why: the config, the program or the platform changed.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any, Protocol
 
 from pytest_hetero.check.statistics import Comparison, ExprCheck, RegressionExpr, check_regression_expr, compare
 from pytest_hetero.check.units import default_noise_floor
-from pytest_hetero.history import HistoryError, HistoryStore, Selection, metric_samples
+from pytest_hetero.fingerprint import Fingerprints, differences
+from pytest_hetero.history import HistoryError, HistoryStore, Selection, Variant, metric_samples
 from pytest_hetero.metrics import Metric
 
 __all__ = [
@@ -33,17 +36,19 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Series:
-    """What a baseline is looked up by: a test on a platform running one workload config."""
+    """What a baseline is looked up by: a test on a platform running one workload config, code and platform."""
 
     test: str
     platform: str
     config_hash: str
     nodeid: str = ""
+    fingerprints: Fingerprints = field(default_factory=Fingerprints)
 
     @classmethod
     def of_record(cls, record: dict[str, Any]) -> Series:
         """The series of a report record (JSON)."""
-        return cls(record["test"], record["platform"]["name"], record["workload"]["config_hash"], record["nodeid"])
+        test, platform, config_hash = record["test"], record["platform"]["name"], record["workload"]["config_hash"]
+        return cls(test, platform, config_hash, record["nodeid"], Fingerprints.of_record(record))
 
     @property
     def where(self) -> str:
@@ -137,9 +142,12 @@ class ReportBaseline:
         found = self._match(series)
         if found is None:
             return [], f"{where}: not in the baseline run; not compared"
-        current_hash, baseline_hash = series.config_hash, found["workload"]["config_hash"]
-        if current_hash != baseline_hash:
-            return [], f"{where}: workload config hash {current_hash} ≠ {baseline_hash} in the baseline; not compared"
+        theirs = Series.of_record(found)
+        reasons = differences(
+            series.fingerprints, series.config_hash, theirs.fingerprints, theirs.config_hash, "in the baseline"
+        )
+        if reasons:
+            return [], f"{where}: {'; '.join(reasons)}; not compared"
         base_metric = found["metrics"].get(metric)
         if base_metric is None or not metric_samples(base_metric):
             return [], f"{where}: {metric} has no value in the baseline; not compared"
@@ -149,10 +157,12 @@ class ReportBaseline:
         same: dict[str, Any] | None = self.by_nodeid.get(series.nodeid)
         if same is not None and _where(same) == (series.test, series.platform):
             return same
-        candidates = self.by_test.get((series.test, series.platform), [])
-        matching = [c for c in candidates if c["workload"]["config_hash"] == series.config_hash]
-        best = matching or candidates
-        return best[0] if best else None
+
+        def unlike(record: dict[str, Any]) -> tuple[bool, bool]:  # like with like first, then the same config
+            theirs = Series.of_record(record)
+            return theirs.config_hash != series.config_hash, theirs.fingerprints != series.fingerprints
+
+        return min(self.by_test.get((series.test, series.platform), []), key=unlike, default=None)
 
     def missing_from(self, report: dict[str, Any]) -> list[str]:
         """Notes for baseline records that the current run does not have."""
@@ -187,21 +197,46 @@ class HistoryBaseline:
             )
 
     def lookup(self, series: Series, metric: str) -> tuple[list[float], str]:
-        test, platform, config_hash = series.test, series.platform, series.config_hash
         found = self.store.samples(
-            test, platform, metric, config_hash, self.selection, exclude_run_id=self.exclude_run_id
+            series.test,
+            series.platform,
+            metric,
+            series.config_hash,
+            self.selection,
+            exclude_run_id=self.exclude_run_id,
+            workload_fingerprint=series.fingerprints.workload,
+            platform_fingerprint=series.fingerprints.platform,
         )
         if found:
             return found, ""
-        where = f"{test} on {platform}"
-        others = sorted(
-            {p.config_hash for p in self.store.series(test, platform, metric) if p.run_id != self.exclude_run_id}
-            - {config_hash}
-        )
-        if others:
-            hashes = ", ".join(others)
-            return [], f"{where}: workload config hash {config_hash} ≠ {hashes} in the history; not compared"
-        return [], f"{where}: {metric} has no earlier run in the history ({self.selection}); not compared"
+        return [], f"{series.where}: {self._why_not(series, metric)}; not compared"
+
+    def _why_not(self, series: Series, metric: str) -> str:
+        """What the closest selectable run (the most recent of those) measured instead, or that there is none."""
+        found = self.store.variants(series.test, series.platform, metric)
+        variants = [v for v in found if v.run_id != self.exclude_run_id]
+        if self.selection.kind == "baseline":
+            variants = [v for v in variants if v.run_id == self.store.baselines().get(self.selection.name)]
+        mine = series.fingerprints
+
+        def unlike(variant: Variant) -> tuple[bool, bool, bool]:
+            same = (variant.config_hash, variant.workload_fingerprint, variant.platform_fingerprint)
+            return same[0] != series.config_hash, same[1] != mine.workload, same[2] != mine.platform
+
+        if variants:
+            closest = min(reversed(variants), key=unlike)
+            theirs = self._fingerprints(closest)
+            where = f"in the history (run {closest.run_id})"
+            reasons = differences(mine, series.config_hash, theirs, closest.config_hash, where)
+            if reasons:
+                return "; ".join(reasons)
+        return f"{metric} has no earlier run in the history ({self.selection})"
+
+    def _fingerprints(self, variant: Variant) -> Fingerprints:
+        workload, platform = variant.workload_fingerprint, variant.platform_fingerprint
+        code = self.store.parts(workload) if workload else {}
+        parts = self.store.parts(platform) if platform else {}
+        return Fingerprints(workload, platform, tuple(sorted(code.items())), tuple(sorted(parts.items())))
 
 
 def compare_metrics(

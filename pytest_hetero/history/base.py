@@ -13,9 +13,13 @@ Adding the same report twice changes nothing, so retries are safe.
     postgresql://user:pw@host:5432/db         PostgreSQL (psycopg 3, extra 'postgres')
 
 A :class:`Selection` names the baseline of a comparison: ``last`` (the most
-recent other run that has the series with the same config hash), ``N`` (the
-last N such runs, samples pooled), ``baseline:NAME`` (the run saved under
-NAME with :meth:`HistoryStore.save_baseline`).
+recent other run that has the series with the same config hash and
+fingerprints), ``N`` (the last N such runs, samples pooled), ``baseline:NAME``
+(the run saved under NAME with :meth:`HistoryStore.save_baseline`).
+
+Each row keeps the record's workload config hash and its workload and platform
+fingerprints (:mod:`pytest_hetero.fingerprint`); rows stored before
+fingerprints existed have empty ones.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ __all__ = [
     "Selection",
     "SeriesPoint",
     "StoreUnavailableError",
+    "Variant",
+    "fingerprint_parts",
     "measurements",
     "metric_samples",
     "run_info",
@@ -85,6 +91,16 @@ class SeriesPoint(NamedTuple):
     config_hash: str
 
 
+class Variant(NamedTuple):
+    """What one stored run of a series measured: its config hash and fingerprints ("" when not kept)."""
+
+    run_id: str
+    created_at: str
+    config_hash: str
+    workload_fingerprint: str
+    platform_fingerprint: str
+
+
 @dataclass(frozen=True)
 class Measurement:
     """One record × metric of a report: the row a store keeps."""
@@ -99,6 +115,8 @@ class Measurement:
     outcome: str
     value: float | None
     samples: tuple[float, ...]
+    workload_fingerprint: str = ""
+    platform_fingerprint: str = ""
 
 
 def metric_samples(metric: dict[str, Any]) -> list[float]:
@@ -131,7 +149,20 @@ def _measurement(record: dict[str, Any], name: str, metric: dict[str, Any], samp
         outcome=record["outcome"],
         value=metric.get("value"),
         samples=tuple(samples),
+        workload_fingerprint=str(record["workload"].get("fingerprint") or ""),
+        platform_fingerprint=str(record["platform"].get("fingerprint") or ""),
     )
+
+
+def fingerprint_parts(report: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Fingerprint -> its parts (workload: file -> hash; platform: part -> hash), for every record that has them."""
+    found: dict[str, dict[str, str]] = {}
+    for record in report["results"]:
+        for side, parts_key in (("workload", "code"), ("platform", "fingerprint_parts")):
+            fingerprint = record[side].get("fingerprint")
+            if fingerprint:
+                found[str(fingerprint)] = {str(k): str(v) for k, v in (record[side].get(parts_key) or {}).items()}
+    return found
 
 
 def run_info(report: dict[str, Any]) -> RunInfo:
@@ -165,10 +196,13 @@ class HistoryStore(ABC):
         selection: Selection,
         *,
         exclude_run_id: str | None = None,
+        workload_fingerprint: str | None = None,
+        platform_fingerprint: str | None = None,
     ) -> list[float]:
         """The selected runs' samples of one series with this config hash ([] when none).
 
-        ``exclude_run_id`` leaves out the current run when it is already stored.
+        ``exclude_run_id`` leaves out the current run when it is already stored. The
+        fingerprints, when given, must match too ("" matches rows stored without them).
         """
 
     @abstractmethod
@@ -186,6 +220,14 @@ class HistoryStore(ABC):
     @abstractmethod
     def series(self, test: str, platform: str, metric: str) -> list[SeriesPoint]:
         """Every stored value of one metric of one test on one platform, oldest first."""
+
+    @abstractmethod
+    def variants(self, test: str, platform: str, metric: str) -> list[Variant]:
+        """What each stored run of one series measured, oldest first: why a baseline did not pair."""
+
+    @abstractmethod
+    def parts(self, fingerprint: str) -> dict[str, str]:
+        """A stored fingerprint's parts: source file or platform part -> hash ({} when unknown)."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -6,6 +6,13 @@ front (``BEGIN IMMEDIATE``, WAL journal, a busy timeout), PostgreSQL retries
 serialization failures and deadlocks. Rows are inserted with
 ``ON CONFLICT DO NOTHING``, so a retried or repeated report adds nothing twice
 and concurrent writers (pytest-xdist workers, parallel CI jobs) lose nothing.
+
+Schema versions (``hetero_meta``, key ``schema``): 1, the first; 2 adds each
+measurement's workload and platform fingerprints, and ``hetero_fingerprints``:
+each fingerprint's parts (file or platform part -> hash), kept once, to say
+what changed. Opening a version-1 store migrates it in place (two columns,
+empty for the rows already there); a store of a newer version than this code
+knows is refused.
 """
 
 from __future__ import annotations
@@ -27,13 +34,15 @@ from pytest_hetero.history.base import (
     Selection,
     SeriesPoint,
     StoreUnavailableError,
+    Variant,
+    fingerprint_parts,
     measurements,
     run_info,
 )
 
 __all__ = ["PostgresStore", "SQLiteStore", "SqlHistoryStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 T = TypeVar("T")
 Rows = list[tuple[Any, ...]]
 Execute = Callable[[str, Sequence[Any]], Rows]
@@ -60,9 +69,12 @@ CREATE TABLE IF NOT EXISTS hetero_measurements (
     outcome TEXT NOT NULL,
     value {real},
     samples TEXT NOT NULL,
+    workload_fingerprint TEXT NOT NULL DEFAULT '',
+    platform_fingerprint TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (run_id, nodeid, metric)
 );
 CREATE INDEX IF NOT EXISTS hetero_measurements_series ON hetero_measurements (test, platform, metric);
+CREATE TABLE IF NOT EXISTS hetero_fingerprints (fingerprint TEXT PRIMARY KEY, parts TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS hetero_baselines (
     name TEXT PRIMARY KEY,
     run_id TEXT NOT NULL REFERENCES hetero_runs (run_id),
@@ -76,8 +88,17 @@ _INSERT_RUN = (
 )
 _INSERT_MEASUREMENT = (
     "INSERT INTO hetero_measurements (run_id, nodeid, test, platform, metric, config_hash, unit, higher_is_better, "
-    "outcome, value, samples) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+    "outcome, value, samples, workload_fingerprint, platform_fingerprint) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
+_INSERT_FINGERPRINT = "INSERT INTO hetero_fingerprints (fingerprint, parts) VALUES (?, ?) ON CONFLICT DO NOTHING"
+#: From each version to the next, run in the transaction that creates the schema.
+_MIGRATIONS = {
+    1: (
+        "ALTER TABLE hetero_measurements ADD COLUMN workload_fingerprint TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE hetero_measurements ADD COLUMN platform_fingerprint TEXT NOT NULL DEFAULT ''",
+    ),
+}
 _SERIES_WHERE = "m.test = ? AND m.platform = ? AND m.metric = ?"
 _FROM = "FROM hetero_measurements m JOIN hetero_runs r ON r.run_id = m.run_id"
 
@@ -118,14 +139,21 @@ class SqlHistoryStore(HistoryStore):
         for statement in _TABLES.format(serial=serial, real=real).split(";"):
             if statement.strip():
                 execute(statement, ())
-        execute("INSERT INTO hetero_meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING", ("schema", "1"))
+        # A new store is created at the current version; an existing one keeps its own until migrated.
+        version = str(SCHEMA_VERSION)
+        execute("INSERT INTO hetero_meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING", ("schema", version))
         found = int(execute("SELECT value FROM hetero_meta WHERE key = ?", ("schema",))[0][0])
         if found > SCHEMA_VERSION:
             raise HistoryError(f"history store {self.description} has schema {found}; upgrade pytest-hetero")
+        for old in range(found, SCHEMA_VERSION):
+            for statement in _MIGRATIONS[old]:
+                execute(statement, ())
+        if found < SCHEMA_VERSION:
+            execute("UPDATE hetero_meta SET value = ? WHERE key = ?", (version, "schema"))
 
     def add_report(self, report: dict[str, Any]) -> None:
         try:
-            run, rows = run_info(report), measurements(report)
+            run, rows, parts = run_info(report), measurements(report), fingerprint_parts(report)
         except (KeyError, TypeError, AttributeError) as exc:
             raise HistoryError(f"history store {self.description}: not a pytest-hetero report ({exc!r})") from exc
 
@@ -133,7 +161,11 @@ class SqlHistoryStore(HistoryStore):
             execute(_INSERT_RUN, (run.run_id, run.created_at, run.git_commit, run.exit_status, run.host))
             for m in rows:
                 values = (m.nodeid, m.test, m.platform, m.metric, m.config_hash, m.unit, int(m.higher_is_better))
-                execute(_INSERT_MEASUREMENT, (run.run_id, *values, m.outcome, m.value, json.dumps(list(m.samples))))
+                measured = (m.outcome, m.value, json.dumps(list(m.samples)))
+                fingerprints = (m.workload_fingerprint, m.platform_fingerprint)
+                execute(_INSERT_MEASUREMENT, (run.run_id, *values, *measured, *fingerprints))
+            for fingerprint, named in parts.items():
+                execute(_INSERT_FINGERPRINT, (fingerprint, json.dumps(named, sort_keys=True)))
 
         self._run(work, write=True)
 
@@ -146,14 +178,17 @@ class SqlHistoryStore(HistoryStore):
         selection: Selection,
         *,
         exclude_run_id: str | None = None,
+        workload_fingerprint: str | None = None,
+        platform_fingerprint: str | None = None,
     ) -> list[float]:
+        same, params = _same(config_hash, workload_fingerprint, platform_fingerprint)
         if selection.kind == "baseline":
-            return self._baseline_samples(test, platform, metric, config_hash, selection.name)
+            return self._baseline_samples((test, platform, metric, *params), same, selection.name)
         query = (
-            f"SELECT m.run_id, m.samples {_FROM} WHERE {_SERIES_WHERE} AND m.config_hash = ? AND m.run_id <> ? "
+            f"SELECT m.run_id, m.samples {_FROM} WHERE {_SERIES_WHERE} AND {same} AND m.run_id <> ? "
             "ORDER BY r.created_at DESC, r.seq DESC"
         )
-        rows = self._run(lambda ex: ex(query, (test, platform, metric, config_hash, exclude_run_id or "")))
+        rows = self._run(lambda ex: ex(query, (test, platform, metric, *params, exclude_run_id or "")))
         chosen: list[str] = []
         values: list[float] = []
         for run_id, encoded in rows:
@@ -164,13 +199,13 @@ class SqlHistoryStore(HistoryStore):
             values.extend(json.loads(encoded))
         return values
 
-    def _baseline_samples(self, test: str, platform: str, metric: str, config_hash: str, name: str) -> list[float]:
+    def _baseline_samples(self, params: tuple[str, ...], same: str, name: str) -> list[float]:
         known = self.baselines()
         if name not in known:
             names = ", ".join(sorted(known)) or "none saved yet"
             raise HistoryError(f"history store {self.description}: no baseline {name!r} (known: {names})")
-        query = f"SELECT m.samples {_FROM} WHERE {_SERIES_WHERE} AND m.config_hash = ? AND m.run_id = ?"
-        rows = self._run(lambda ex: ex(query, (test, platform, metric, config_hash, known[name])))
+        query = f"SELECT m.samples {_FROM} WHERE {_SERIES_WHERE} AND {same} AND m.run_id = ?"
+        rows = self._run(lambda ex: ex(query, (*params, known[name])))
         return [value for (encoded,) in rows for value in json.loads(encoded)]
 
     def save_baseline(self, name: str, run_id: str) -> None:
@@ -206,6 +241,28 @@ class SqlHistoryStore(HistoryStore):
             "ORDER BY r.created_at, r.seq"
         )
         return [SeriesPoint(*row) for row in self._run(lambda ex: ex(query, (test, platform, metric)))]
+
+    def variants(self, test: str, platform: str, metric: str) -> list[Variant]:
+        query = (
+            f"SELECT r.run_id, r.created_at, m.config_hash, m.workload_fingerprint, m.platform_fingerprint {_FROM} "
+            f"WHERE {_SERIES_WHERE} ORDER BY r.created_at, r.seq"
+        )
+        return [Variant(*row) for row in self._run(lambda ex: ex(query, (test, platform, metric)))]
+
+    def parts(self, fingerprint: str) -> dict[str, str]:
+        query = "SELECT parts FROM hetero_fingerprints WHERE fingerprint = ?"
+        rows = self._run(lambda ex: ex(query, (fingerprint,)))
+        return dict(json.loads(rows[0][0])) if rows else {}
+
+
+def _same(config_hash: str, workload: str | None, platform: str | None) -> tuple[str, list[str]]:
+    """The WHERE clause (and its parameters) of rows that measured the same thing (None: any fingerprint)."""
+    clauses, params = ["m.config_hash = ?"], [config_hash]
+    for column, value in (("workload_fingerprint", workload), ("platform_fingerprint", platform)):
+        if value is not None:
+            clauses.append(f"m.{column} = ?")
+            params.append(value)
+    return " AND ".join(clauses), params
 
 
 class SQLiteStore(SqlHistoryStore):

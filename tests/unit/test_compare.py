@@ -171,7 +171,8 @@ def test_gate_compares_only_matching_config_hashes_and_says_so() -> None:
     assert [(r.platform, r.verdict) for r in gate.regressions] == [("a100", "regression")]
     assert gate.counts() == {"regression": 1, "improvement": 0, "unchanged": 0, "insufficient-data": 2}
     assert gate.notes == [
-        f"test_resnet50 on mi250: workload config hash {HASH_B} ≠ {HASH_A} in the baseline; not compared",
+        f"test_resnet50 on mi250: workload config hash {HASH_B} ≠ {HASH_A} in the baseline: the config changed; "
+        "not compared",
         "test_resnet50 on ipu: not in the baseline run; not compared",
     ]
     assert gate.regressions[0].message.startswith("test_resnet50 on a100: throughput_sps: median 412 → 371")
@@ -194,9 +195,9 @@ def test_gate_against_the_history(tmp_path: Path) -> None:
         assert "-10.0 %" in golden.rows[0].message
         fresh = _two_platform_report("r4", DROP_10, DROP_10, mi250_hash="aaaaaaaaaaaaaaaa")
         gate = run_gate(fresh, HistoryBaseline(store, Selection.parse("last"), "r4"))
-        assert gate.notes == [
-            f"test_resnet50 on mi250: workload config hash aaaaaaaaaaaaaaaa ≠ {HASH_A}, {HASH_B} in the history; "
-            "not compared"
+        assert gate.notes == [  # the most recent run it could have been compared with
+            f"test_resnet50 on mi250: workload config hash aaaaaaaaaaaaaaaa ≠ {HASH_A} in the history "
+            "(run r3-now): the config changed; not compared"
         ]
 
 
@@ -363,6 +364,7 @@ EXPORTS = {
         "Selection",
         "SeriesPoint",
         "StoreUnavailableError",
+        "Variant",
         "measurements",
         "metric_samples",
         "open_store",

@@ -159,6 +159,74 @@ def test_unreachable_postgres_is_an_infrastructure_error() -> None:
     assert "secret" not in str(info.value)
 
 
+# --- fingerprints and the version-1 schema ---------------------------------------------------------------------
+
+V1_TABLES = """
+CREATE TABLE hetero_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE hetero_runs (seq {serial}, run_id TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, git_commit TEXT,
+    exit_status INTEGER, host TEXT);
+CREATE TABLE hetero_measurements (run_id TEXT NOT NULL REFERENCES hetero_runs (run_id), nodeid TEXT NOT NULL,
+    test TEXT NOT NULL, platform TEXT NOT NULL, metric TEXT NOT NULL, config_hash TEXT NOT NULL, unit TEXT NOT NULL,
+    higher_is_better INTEGER NOT NULL, outcome TEXT NOT NULL, value {real}, samples TEXT NOT NULL,
+    PRIMARY KEY (run_id, nodeid, metric));
+CREATE TABLE hetero_baselines (name TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES hetero_runs (run_id),
+    saved_at TEXT NOT NULL);
+INSERT INTO hetero_meta VALUES ('schema', '1');
+INSERT INTO hetero_runs (run_id, created_at) VALUES ('old-run', '2026-04-01T10:00:00Z');
+INSERT INTO hetero_measurements VALUES ('old-run', 'n', 'test_resnet50', 'a100', 'throughput_sps', '{hash}',
+    'samples/s', 1, 'passed', 400.0, '[400.0]')
+"""
+
+
+def _create_version_1(target: str) -> None:
+    """A store as pytest-hetero 0.1 wrote it: no fingerprint columns, one run."""
+    if target.startswith("postgresql://"):
+        import psycopg
+
+        script = V1_TABLES.format(serial="BIGSERIAL PRIMARY KEY", real="DOUBLE PRECISION", hash=HASH_A)
+        with psycopg.connect(target, autocommit=True) as conn:
+            for statement in script.split(";"):
+                conn.execute(statement)
+        return
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(target) as conn:
+        conn.executescript(V1_TABLES.format(serial="INTEGER PRIMARY KEY AUTOINCREMENT", real="REAL", hash=HASH_A))
+
+
+def _fingerprinted(n: int, values: list[float], workload: str, platform: str = "b" * 16) -> dict[str, Any]:
+    document = _run(n, values)
+    document["results"][0]["workload"]["fingerprint"] = workload
+    document["results"][0]["platform"]["fingerprint"] = platform
+    return document
+
+
+def test_a_version_1_store_is_migrated_and_its_rows_never_pair_with_fingerprinted_ones(target: str) -> None:
+    _create_version_1(target)
+    args = ("test_resnet50", "a100", "throughput_sps", HASH_A, Selection.parse("last"))
+    with open_store(target) as store:
+        store.add_report(_fingerprinted(1, [410.0], "a" * 16))
+        assert store.samples(*args) == [410.0]  # without fingerprints given: any (as callers of 0.1 asked)
+        assert store.samples(*args, workload_fingerprint="a" * 16, platform_fingerprint="b" * 16) == [410.0]
+        assert store.samples(*args, workload_fingerprint="c" * 16, platform_fingerprint="b" * 16) == []
+        assert store.samples(*args, workload_fingerprint="", platform_fingerprint="") == [400.0]  # old with old
+        variants = store.variants("test_resnet50", "a100", "throughput_sps")
+        assert [(v.run_id, v.workload_fingerprint, v.platform_fingerprint) for v in variants] == [
+            ("old-run", "", ""),
+            ("run-01", "a" * 16, "b" * 16),
+        ]
+    with open_store(target) as again:  # opening a migrated store again changes nothing
+        assert len(again.variants("test_resnet50", "a100", "throughput_sps")) == 2
+
+
+def test_a_store_of_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    open_store(str(path)).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE hetero_meta SET value = '99' WHERE key = 'schema'")
+    with pytest.raises(HistoryError, match="has schema 99; upgrade pytest-hetero"):
+        open_store(str(path))
+
+
 # --- concurrency: real OS processes writing at once ------------------------------------------------------------
 
 WRITER = textwrap.dedent(
