@@ -49,6 +49,15 @@ def _unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
+@pytest.fixture
+def private_locks(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Host-wide locks of the run under test in its own $TMPDIR: no lock directories left in /tmp."""
+    tmp = pytester.path / "tmpdir"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+
+
+@pytest.mark.usefixtures("private_locks")
 def test_max_jobs_holds_across_xdist_workers(bench_dir: pytest.Pytester) -> None:
     # A group that admits 4: only the platform's max_jobs keeps these jobs apart.
     catalogue = f"""
@@ -88,6 +97,7 @@ def test_local_platforms_never_overlap(bench_dir: pytest.Pytester, xdist: list[s
     assert not any(r["contention"]["beside"] for r in report["results"])
 
 
+@pytest.mark.usefixtures("private_locks")
 def test_a_group_that_allows_overlap_marks_the_samples(bench_dir: pytest.Pytester) -> None:
     group = _unique("pair")
     catalogue = f"""
