@@ -10,8 +10,16 @@ import argparse
 from pytest_hetero.check.statistics import RegressionExpr, parse_regression_expr
 from pytest_hetero.errors import HeteroError
 from pytest_hetero.history import Selection
+from pytest_hetero.metrics import AGGREGATES
 
-__all__ = ["fraction", "regression_expr", "selection"]
+__all__ = ["aggregate", "fraction", "regression_expr", "selection"]
+
+
+def aggregate(text: str) -> str:
+    """How repeats become one value: ``median`` or ``mlperf`` (drop the best and the worst, then the mean)."""
+    if text not in AGGREGATES:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected one of {', '.join(AGGREGATES)}")
+    return text
 
 
 def fraction(text: str) -> float:

@@ -9,20 +9,25 @@ CollectError that says exactly which line is malformed.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from pytest_hetero.errors import CollectError
 from pytest_hetero.workloads.protocol import MetricsLineError, parse_metrics_line
 
-__all__ = ["Metric", "MetricsRecord", "combine_repeats", "parse_metrics_record"]
+__all__ = ["AGGREGATES", "Metric", "MetricsRecord", "combine_repeats", "parse_metrics_record"]
+
+
+#: ``--hetero-aggregate``: how repeats become one value, and the statistic that names it.
+AGGREGATES: Mapping[str, str] = MappingProxyType({"median": "median", "mlperf": "trimmed_mean"})
 
 
 @dataclass(frozen=True)
 class Metric:
-    """One measured figure; with ``--hetero-repeat``, ``value`` is the median of ``samples``."""
+    """One measured figure; with ``--hetero-repeat``, ``value`` is ``stats[aggregate]`` over ``samples``."""
 
     name: str
     value: float | None
@@ -32,11 +37,13 @@ class Metric:
     stats: Mapping[str, float | None] | None = None
     #: False for informational figures the regression gate must not judge (e.g. a single max or stddev).
     gated: bool = True
+    #: The statistic of ``samples`` that ``value`` is, the one references judge: a key of ``stats``.
+    aggregate: str = "median"
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         if not self.samples:
-            del data["samples"], data["stats"]
+            del data["samples"], data["stats"], data["aggregate"]
         else:
             data["samples"], data["stats"] = list(self.samples), dict(self.stats or {})
         if self.gated:
@@ -55,6 +62,7 @@ class Metric:
             samples=tuple(data.get("samples", ())),
             stats=dict(stats) if stats is not None else None,
             gated=bool(data.get("gated", True)),
+            aggregate=str(data.get("aggregate", "median")),
         )
 
     def format_value(self) -> str:
@@ -69,8 +77,16 @@ class MetricsRecord:
     extra: Mapping[str, Any]
 
 
-def combine_repeats(runs: list[Mapping[str, Metric]]) -> dict[str, Metric]:
-    """One metric per name over repeated runs: median value, every sample, statistics."""
+def combine_repeats(runs: Sequence[Mapping[str, Metric]], aggregate: str = "median") -> dict[str, Metric]:
+    """One metric per name over repeated runs: every sample, statistics, and the value ``aggregate`` names.
+
+    ``median`` (the default) or ``mlperf``: MLPerf's score, the mean after dropping the best and
+    the worst run (:func:`~pytest_hetero.check.statistics.trimmed_mean`); with fewer than 3
+    samples (a repeat failed) nothing can be dropped and it is their mean. Each metric names
+    the statistic its value is in ``aggregate``.
+    """
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"aggregate {aggregate!r}: expected one of {', '.join(AGGREGATES)}")
     if len(runs) == 1:
         return dict(runs[0])
     from pytest_hetero.check.statistics import summary_stats
@@ -81,8 +97,11 @@ def combine_repeats(runs: list[Mapping[str, Metric]]) -> dict[str, Metric]:
         first = next(run[name] for run in runs if name in run)
         samples = tuple(v for run in runs if (v := run[name].value if name in run else None) is not None)
         stats = summary_stats(samples) if samples else None
-        median = stats["median"] if stats else None
-        combined[name] = Metric(name, median, first.unit, first.higher_is_better, samples, stats)
+        statistic = AGGREGATES[aggregate] if len(samples) >= 3 or aggregate == "median" else "mean"
+        value = stats[statistic] if stats else None
+        combined[name] = Metric(
+            name, value, first.unit, first.higher_is_better, samples, stats, first.gated, aggregate=statistic
+        )
     return combined
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_hetero.arguments import fraction, regression_expr, selection
+from pytest_hetero.arguments import aggregate, fraction, regression_expr, selection
 from pytest_hetero.check.statistics import RegressionExpr
 from pytest_hetero.config.models import Catalogue, Platform
 from pytest_hetero.errors import UnknownPlatformError
@@ -128,7 +128,17 @@ def _add_gate_options(group: pytest.OptionGroup) -> None:
         default=1,
         dest="hetero_repeat",
         metavar="N",
-        help="run each benchmark N times; report the median, every sample and their spread (default: 1)",
+        help="run each benchmark N times, each with its own seed; report every sample, their spread "
+        "and one value (--hetero-aggregate) (default: 1)",
+    )
+    group.addoption(
+        "--hetero-aggregate",
+        type=aggregate,
+        default="median",
+        dest="hetero_aggregate",
+        metavar="median|mlperf",
+        help="the value of repeated runs: their median, or MLPerf's score (drop the best and the worst run, "
+        "average the rest; needs --hetero-repeat 3 or more) (default: median)",
     )
     group.addoption(
         "--hetero-history",
@@ -184,6 +194,7 @@ class HeteroOptions:
     update_references: bool
     dry_run: bool
     repeat: int = 1
+    aggregate: str = "median"
     history: str | None = None
     compare: Selection | None = None
     compare_fail: tuple[RegressionExpr, ...] = ()
@@ -211,6 +222,7 @@ def read_options(config: pytest.Config) -> HeteroOptions:
         update_references=bool(getopt("hetero_update_references")),
         dry_run=bool(getopt("hetero_dry_run")),
         repeat=int(getopt("hetero_repeat")),
+        aggregate=_aggregate(config),
         history=_history_target(config),
         compare=getopt("hetero_compare"),
         compare_fail=tuple(getopt("hetero_compare_fail")),
@@ -230,6 +242,16 @@ def _history_target(config: pytest.Config) -> str | None:
     if "://" in text:
         return text
     return str(Path(text).absolute() if option else config.rootpath / text)
+
+
+def _aggregate(config: pytest.Config) -> str:
+    chosen, repeat = str(config.getoption("hetero_aggregate")), int(config.getoption("hetero_repeat"))
+    if chosen == "mlperf" and repeat < 3:
+        raise pytest.UsageError(
+            f"--hetero-aggregate mlperf drops the best and the worst run: it needs --hetero-repeat 3 or more, "
+            f"not {repeat}"
+        )
+    return chosen
 
 
 def _optional_path(value: str | None) -> Path | None:

@@ -99,7 +99,7 @@ def _run_stages(session: HeteroSession, item: pytest.Item, bench: Benchmark, res
         raise
     finally:  # what was measured is kept, even when a later repeat failed
         if records:
-            result.metrics = combine_repeats([r.metrics for r in records])
+            result.metrics = combine_repeats([r.metrics for r in records], session.options.aggregate)
             result.workload_info = dict(records[-1].extra)
         _note_contention(session, jobs, result)
     check(session, bench, result)
