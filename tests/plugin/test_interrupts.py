@@ -40,7 +40,20 @@ def _alive(pid: int) -> bool:
         return False
     # A zombie still answers kill(0); it is dead for our purpose.
     status = Path(f"/proc/{pid}/status")
-    return status.exists() and "zombie" not in status.read_text()
+    try:
+        return "zombie" not in status.read_text()
+    except OSError:
+        return False
+
+
+def _gone_within(pid: int, timeout_s: float = 10.0) -> bool:
+    """A killed process ends once it is next scheduled: on a loaded machine, not at once."""
+    deadline = time.monotonic() + timeout_s
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
@@ -64,9 +77,8 @@ def test_interrupt_kills_the_workload_group_and_writes_the_report(pytester: pyte
     proc.send_signal(sig)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
-    time.sleep(0.2)
-    assert not _alive(workload_pid), output
-    assert not _alive(grandchild_pid), output
+    assert _gone_within(workload_pid), output
+    assert _gone_within(grandchild_pid), output
     report = json.loads((pytester.path / "out.json").read_text())
     assert report["interrupted"] is True
     outcomes = {r["nodeid"]: r["outcome"] for r in report["results"]}

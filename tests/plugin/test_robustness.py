@@ -51,9 +51,20 @@ def test_bg():
     )
     bench_dir.runpytest().assert_outcomes(passed=1)
     pid = int((bench_dir.path / "bg.pid").read_text())
-    time.sleep(0.2)
-    status = Path(f"/proc/{pid}/status")
-    assert not status.exists() or "zombie" in status.read_text()
+    assert _gone_within(pid, 10.0)
+
+
+def _gone_within(pid: int, timeout_s: float) -> bool:
+    """A killed process ends once it is next scheduled: on a loaded machine, not at once."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if "zombie" in Path(f"/proc/{pid}/status").read_text():
+                return True
+        except OSError:
+            return True  # gone
+        time.sleep(0.05)
+    return False
 
 
 def test_inherited_secrets_are_scrubbed(bench_dir: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:

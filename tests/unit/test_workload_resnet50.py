@@ -135,29 +135,35 @@ def test_mllog_file_option_writes_the_events(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------
 # timing: injected slowdowns show up where they belong
+#
+# Asserted against the injected sleeps only, which are lower bounds under any
+# load. How long the compute of a step takes is not: on a loaded machine (load
+# 12 on 2 cores) it grows many times over, and differently in the baseline and
+# the slowed run, measured a minute apart. So nothing here compares the two
+# runs' compute, and what depends on the load is bounded on one side only.
 # --------------------------------------------------------------------------
 
 
-def test_step_sleep_grows_step_time(baseline: Run, slowed: Run) -> None:
-    injected_ms = (SLEEP["step_sleep_s"] + SLEEP["data_sleep_s"]) * 1e3
-    growth_ms = slowed.metrics["step_time_ms"] - baseline.metrics["step_time_ms"]
+def test_step_sleep_grows_step_time(slowed: Run) -> None:
+    injected_s = SLEEP["step_sleep_s"] + SLEEP["data_sleep_s"]
+    [batch] = [event["value"] for event in slowed.events("global_batch_size")]
 
-    assert slowed.metrics["step_time_ms"] >= injected_ms
-    # the compute part of two runs differs by noise: allow half a baseline step
-    assert growth_ms >= injected_ms - 0.5 * baseline.metrics["step_time_ms"]
-    assert slowed.metrics["throughput_sps"] < baseline.metrics["throughput_sps"]
+    assert slowed.metrics["step_time_ms"] >= injected_s * 1e3
+    # every steady step took at least both sleeps, so the throughput counts them
+    assert slowed.metrics["throughput_sps"] <= batch / injected_s
 
 
 def test_data_wait_is_measured_apart_from_compute(baseline: Run, slowed: Run) -> None:
     steps = TINY["train_steps"]
     data_wait_s = slowed.metrics["data_wait_s"]
+    compute_s = data_wait_s / slowed.metrics["data_wait_fraction"] - data_wait_s  # the loop time less the wait
 
-    assert data_wait_s >= steps * SLEEP["data_sleep_s"]
-    # the step sleep is compute: it must not leak into the data wait
-    assert data_wait_s < steps * (SLEEP["data_sleep_s"] + SLEEP["step_sleep_s"] / 2)
+    assert data_wait_s >= steps * SLEEP["data_sleep_s"]  # the data sleep is data wait
+    assert compute_s >= steps * SLEEP["step_sleep_s"]  # the step sleep is compute ...
+    # ... and does not leak into the data wait: a leak adds a whole step sleep to every fetch, while a
+    # synthetic batch takes microseconds beyond its sleep (a few milliseconds on a loaded machine)
+    assert data_wait_s < steps * (SLEEP["data_sleep_s"] + SLEEP["step_sleep_s"])
     assert slowed.metrics["data_wait_fraction"] > baseline.metrics["data_wait_fraction"]
-    # 0.2 s of (0.2 s + 0.4 s + compute) per step
-    assert 0.1 < slowed.metrics["data_wait_fraction"] < 1 / 3 + 0.01
 
 
 # --------------------------------------------------------------------------
