@@ -21,11 +21,12 @@ from pytest_hetero.isolation import group_conflicts
 from pytest_hetero.jobs import Benchmark
 from pytest_hetero.launchers import get_launcher
 from pytest_hetero.metrics import Metric
-from pytest_hetero.options import read_options, select_platforms
+from pytest_hetero.options import read_options
 from pytest_hetero.pybench import benchmark_json, commit_info
 from pytest_hetero.reporting.json_report import build_report, write_report
 from pytest_hetero.reporting.terminal import summary_lines
 from pytest_hetero.results import BenchmarkResult, ResultRecord
+from pytest_hetero.selection import select_platforms
 from pytest_hetero.session import BENCH_KEY, RESULT_KEY, SESSION_KEY, HeteroSession
 
 __all__ = ["EXIT_PERFORMANCE", "ReportCollector", "build_session", "outcome_of", "record_for_report"]

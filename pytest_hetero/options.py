@@ -7,7 +7,6 @@ All options share the ``--hetero-`` prefix (plus the short ``--platform`` and
 from __future__ import annotations
 
 import argparse
-import fnmatch
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +15,9 @@ import pytest
 
 from pytest_hetero.arguments import aggregate, fraction, regression_expr, selection
 from pytest_hetero.check.statistics import RegressionExpr
-from pytest_hetero.config.models import Catalogue, Platform
-from pytest_hetero.errors import UnknownPlatformError
 from pytest_hetero.history import Selection
 
-__all__ = ["HeteroOptions", "add_options", "read_options", "select_platforms"]
+__all__ = ["HeteroOptions", "add_options", "read_options"]
 
 DEFAULT_OUTPUT_DIR = ".hetero"
 
@@ -256,28 +253,3 @@ def _aggregate(config: pytest.Config) -> str:
 
 def _optional_path(value: str | None) -> Path | None:
     return Path(value) if value else None
-
-
-def select_platforms(catalogue: Catalogue, selectors: Iterable[str]) -> list[Platform]:
-    """Platforms matching any selector, in catalogue order; default ``local``."""
-    wanted = list(selectors) or ["local"]
-    chosen: set[str] = set()
-    for selector in wanted:
-        matches = _matches(catalogue, selector)
-        if not matches:
-            raise UnknownPlatformError(
-                f"--platform {selector!r} matches no platform in {catalogue.source}; "
-                f"known platforms: {', '.join(catalogue.names())}"
-            )
-        chosen.update(matches)
-    return [p for p in catalogue.platforms if p.name in chosen]
-
-
-def _matches(catalogue: Catalogue, selector: str) -> list[str]:
-    # 'all' and tags mean the file's platforms: the built-in 'local' only by name or without a file.
-    own = [p for p in catalogue.platforms if p.source == catalogue.source]
-    if selector == "all":
-        return [p.name for p in own]
-    if selector.startswith("tag:"):
-        return [p.name for p in own if selector[4:] in p.tags]
-    return [name for name in catalogue.names() if fnmatch.fnmatchcase(name, selector)]
