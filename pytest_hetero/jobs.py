@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,9 +66,10 @@ def build_jobspec(
         repeat=repeat + 1,
         seed=repeat_seed(workload.seed, repeat),
     )
+    argv = get_launcher(platform).command(workload, backend.launch_context())
     spec = JobSpec(
         name=f"{bench.test_key.rsplit('::', 1)[-1]}[{platform.name}]",
-        argv=tuple(get_launcher(platform).command(workload, backend.launch_context())),
+        argv=absolute_paths(argv, workload.command, item.path.parent),
         workdir=workdir,
         platform=platform,
         env=env,
@@ -76,6 +78,19 @@ def build_jobspec(
     )
     modified = item.config.hook.pytest_hetero_modify_jobspec(spec=spec, item=item)
     return modified if isinstance(modified, JobSpec) else spec
+
+
+def absolute_paths(argv: Sequence[str], command: Sequence[str], test_dir: Path) -> tuple[str, ...]:
+    """``argv`` with the files a relative ``command=`` names made absolute (against the test's directory).
+
+    A job does not always start where the test is: a Slurm job starts in its run directory, a Pod
+    in its image's. The workload's config hash keeps the relative form, so it stays portable.
+    """
+    resolved = {}
+    for token in command:
+        if token and not token.startswith("-") and not Path(token).is_absolute() and (test_dir / token).is_file():
+            resolved[token] = str((test_dir / token).resolve())
+    return tuple(resolved.get(token, token) for token in argv)
 
 
 def job_workdir(run_dir: Path, item: pytest.Item, repeat: int, repeats: int) -> Path:

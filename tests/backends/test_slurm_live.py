@@ -414,3 +414,27 @@ def test_xdist_workers_share_max_jobs(live_pytester: pytest.Pytester, slurm_clus
     result = live_pytester.runpytest_subprocess("--platforms-file=platforms.yaml", *SLURM_STAR, "-n", "2")
     result.assert_outcomes(passed=4)
     assert slurm_cluster.max_overlap(_job_ids(live_pytester)) == max_jobs
+
+
+def test_a_relative_command_path_works_although_the_job_starts_in_its_run_directory(
+    live_pytester: pytest.Pytester, slurm_cluster: LiveSlurm
+) -> None:
+    live_pytester.makefile(".yaml", platforms=_catalogue(slurm_cpu="backend: {kind: slurm}"))
+    live_pytester.makefile(".py", prog=PROGRAM)
+    live_pytester.makepyfile(
+        test_rel="""
+import pytest
+
+@pytest.mark.hetero(command=["python", "prog.py"], config={})
+def test_relative(hetero_result):
+    assert hetero_result.metric("throughput_sps") == 42.0
+"""
+    )
+    live_pytester.makeini("[pytest]\n")
+    result = live_pytester.runpytest(
+        "--platforms-file=platforms.yaml", "--platform=slurm-cpu", "--hetero-json=out.json"
+    )
+    result.assert_outcomes(passed=1)
+    record = json.loads((live_pytester.path / "out.json").read_text())["results"][0]
+    assert record["job"]["argv"][-1] == str(live_pytester.path / "prog.py")
+    assert record["workload"]["command"] == ["python", "prog.py"]  # the portable form
