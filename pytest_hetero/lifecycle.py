@@ -212,8 +212,11 @@ def _update_references(hetero: HeteroSession) -> None:
         updates.setdefault(Path(record["references_file"]), []).append(update)
     for path, found in sorted(updates.items()):
         try:
-            changed = update_references(path, found)
+            summary = update_references(path, found)
         except HeteroError as exc:
             hetero.notes.append(f"pytest-hetero: references not updated: {exc}")
             continue
-        hetero.notes.append(f"pytest-hetero: references updated in {path} ({changed} value(s) changed)")
+        hetero.notes.append(f"pytest-hetero: references updated in {path} ({summary.changed} value(s) changed)")
+        if summary.not_added:
+            listed = "; ".join(summary.not_added)
+            hetero.notes.append(f"pytest-hetero: measured, no reference in {path} (add by hand to check): {listed}")

@@ -4,9 +4,12 @@ The file is edited as a round-trip YAML document (ruamel.yaml): comments,
 key order, quoting, indentation and the number and null forms of everything
 not touched stay as they were, so ``git diff`` shows only the lines whose
 values changed. A value that rounds (4 significant digits) to what the file
-already says is not touched. Tolerances, ``xfail``, ``host_bound`` and
-``noise_floor`` are kept; a new metric gets 20 % on its bad side. For a
-host-bound platform the entry records the fingerprint of this host.
+already says is not touched, nor is a reference of value 0 (its bounds are
+absolute: a limit, not a measurement). Tolerances, ``xfail``, ``host_bound``
+and ``noise_floor`` are kept. An existing entry keeps its set of metrics
+(the ones measured beside them are reported, not added); a new entry gets
+every measured metric with 20 % on its bad side. For a host-bound platform
+the entry records the fingerprint of this host.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import io
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +35,7 @@ from pytest_hetero.errors import ConfigError
 from pytest_hetero.host_fingerprint import HostFingerprint
 from pytest_hetero.metrics import Metric
 
-__all__ = ["ReferenceUpdate", "update_references"]
+__all__ = ["ReferenceUpdate", "UpdateSummary", "update_references"]
 
 _NEW_FILE = "# Performance references; semantics: docs/references.md\nversion: 1\nreferences: {}\n"
 #: The tolerance a new reference gets on its bad side.
@@ -50,17 +53,26 @@ class ReferenceUpdate:
     host: HostFingerprint | None = None  # set for host-bound platforms
 
 
-def update_references(path: Path, updates: Iterable[ReferenceUpdate]) -> int:
-    """Apply ``updates`` to ``path`` in place; returns the number of values (and host fields) changed."""
+@dataclass
+class UpdateSummary:
+    changed: int = 0  # values and host fields written
+    #: Measured metrics that existing entries have no reference for: "test on platform: a, b".
+    not_added: list[str] = field(default_factory=list)
+
+
+def update_references(path: Path, updates: Iterable[ReferenceUpdate]) -> UpdateSummary:
+    """Apply ``updates`` to ``path`` in place (written only when something changed)."""
     book = load_references(path)  # the file as it is must be valid: nothing is written over a broken one
     text = read_text(path, "references") if path.exists() else _NEW_FILE
     yaml, doc = _load(path, text)
     if not doc["references"]:
         doc["references"] = CommentedMap()  # block style, not the flow of an empty '{}'
-    changed = sum(_apply(doc["references"], book, update) for update in updates)
-    if changed:
+    summary = UpdateSummary()
+    for update in updates:
+        _apply(doc["references"], book, update, summary)
+    if summary.changed:
         _write(path, yaml, doc)
-    return changed
+    return summary
 
 
 def _load(path: Path, text: str) -> tuple[YAML, Any]:
@@ -91,7 +103,7 @@ def _write(path: Path, yaml: YAML, doc: Any) -> None:
             os.unlink(tmp)
 
 
-def _apply(references: Any, book: ReferenceBook, update: ReferenceUpdate) -> int:
+def _apply(references: Any, book: ReferenceBook, update: ReferenceUpdate, summary: UpdateSummary) -> None:
     key, pattern = book.locate(update.test_key, update.platform) or (update.test_key, update.platform)
     if key not in references:
         references[key] = CommentedMap()
@@ -99,20 +111,23 @@ def _apply(references: Any, book: ReferenceBook, update: ReferenceUpdate) -> int
         references[key][pattern] = CommentedMap()
     section = references[key][pattern]
     old = book.entries.get(key, {}).get(pattern)
-    changed = 0 if update.host is None else _set_host(section, update.host)
-    for name, metric in update.metrics.items():
-        if metric.value is None:
-            continue
-        value = _round(metric.value)
-        current = old.metrics.get(name) if old is not None else None
-        if current is None:
+    known = dict(old.metrics) if old is not None else {}
+    summary.changed += 0 if update.host is None else _set_host(section, update.host)
+    measured = {name: metric for name, metric in update.metrics.items() if metric.value is not None}
+    if known:  # a curated entry: its metrics only
+        left_out = sorted(set(measured) - set(known))
+        if left_out:
+            summary.not_added.append(f"{update.test_key} on {update.platform}: {', '.join(left_out)}")
+    for name, metric in measured.items():
+        assert metric.value is not None
+        value, current = _round(metric.value), known.get(name)
+        if current is None and not known:
             section[name] = _new_reference(value, metric)
-        elif current.value != value:
-            _set_value(section, name, value)
-        else:
+        elif current is None or current.value in (0, value):
             continue
-        changed += 1
-    return changed
+        else:
+            _set_value(section, name, value)
+        summary.changed += 1
 
 
 def _set_host(section: Any, host: HostFingerprint) -> int:

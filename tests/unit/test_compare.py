@@ -385,7 +385,7 @@ EXPORTS = {
         "parse_yaml",
         "read_text",
     ],
-    "pytest_hetero.check.reference_update": ["ReferenceUpdate", "update_references"],
+    "pytest_hetero.check.reference_update": ["ReferenceUpdate", "UpdateSummary", "update_references"],
     "pytest_hetero.check.units": ["default_noise_floor", "dimension", "is_host_bound"],
     "pytest_hetero.check.verdicts": ["combine", "not_judged_notes"],
     "pytest_hetero.host_fingerprint": ["HostFingerprint", "cpu_model", "host_fingerprint"],

@@ -16,7 +16,7 @@ from pytest_hetero.metrics import Metric
 
 SHIPPED = Path(__file__).parents[2] / "benchmarks" / "references.yaml"
 RESNET = "test_resnet50.py::test_resnet50_tiny"
-HOST = HostFingerprint("Imaginary CPU 9000", 4, 16, "2.13.0+cpu")
+HOST = HostFingerprint("Imaginary CPU 9000", 64, 512, "9.9.9+cpu")  # differs from the shipped one in every field
 
 #: Every form that must survive an edit nearby: comments, quoting, null and bool spellings, number forms,
 #: a short-form list, block and flow mappings, 4-space indentation.
@@ -56,11 +56,12 @@ def test_shipped_file_keeps_everything_but_the_touched_values(tmp_path: Path) ->
         "throughput_sps": Metric("throughput_sps", 57.5012, "samples/s"),  # written as 57.5 (4 significant digits)
         "steady_steps": Metric("steady_steps", old["steady_steps"].value, "steps"),  # unchanged: not touched
     }
-    changed = update_references(path, [ReferenceUpdate(RESNET, "local", metrics, HOST)])
+    changed = update_references(path, [ReferenceUpdate(RESNET, "local", metrics, HOST)]).changed
     removed, added = _changed_lines(before, path.read_text())
-    assert [line.split(":")[0].strip() for line in removed] == ["throughput_sps"]
+    host_lines = ["host"] if load_references(SHIPPED).entry(RESNET, "local").host else []
+    assert [line.split(":")[0].strip() for line in removed] == [*host_lines, "throughput_sps"]
     assert [line.split(":")[0].strip() for line in added] == ["host", "throughput_sps"]
-    assert added[1] == removed[0].replace(f"value: {old['throughput_sps'].value:g},", "value: 57.5,")
+    assert added[1] == removed[-1].replace(f"value: {old['throughput_sps'].value:g},", "value: 57.5,")
     assert changed == 1 + 4  # the value, and the four fields of the host
     entry = load_references(path).entry(RESNET, "local")
     assert entry.host == HOST
@@ -73,7 +74,7 @@ def test_a_new_host_replaces_only_the_fields_that_differ(tmp_path: Path) -> None
     update_references(path, [ReferenceUpdate(RESNET, "local", {}, HOST)])
     before = path.read_text()
     bigger = HostFingerprint(HOST.cpu_model, 8, HOST.memory_gib, HOST.torch)
-    assert update_references(path, [ReferenceUpdate(RESNET, "local", {}, bigger)]) == 1
+    assert update_references(path, [ReferenceUpdate(RESNET, "local", {}, bigger)]).changed == 1
     removed, added = _changed_lines(before, path.read_text())
     assert len(removed) == len(added) == 1 and "cpu_count: 8" in added[0]
 
@@ -92,6 +93,19 @@ def test_every_written_form_survives_an_edit_nearby(tmp_path: Path) -> None:
     assert [line.strip() for line in added] == ["m1: [99.5, null, 1.0, ms]    # short form", "value: 1.0e-05"]
     refs = load_references(path).lookup("test_a.py::test_x", "local")
     assert refs["m3"].value == 1e-05, "written so that YAML 1.1 (PyYAML) reads a float"
+
+
+def test_absolute_limits_stay_and_an_entry_keeps_its_metrics(tmp_path: Path) -> None:
+    path = tmp_path / "references.yaml"
+    shutil.copy(SHIPPED, path)
+    before = path.read_text()
+    metrics = {
+        "data_wait_fraction": Metric("data_wait_fraction", 7.2e-05, "ratio", False),  # value 0: a limit
+        "epoch_time_s": Metric("epoch_time_s", 0.51, "s", False),  # no reference in the entry
+    }
+    summary = update_references(path, [ReferenceUpdate(RESNET, "local", metrics)])
+    assert summary.changed == 0 and summary.not_added == [f"{RESNET} on local: epoch_time_s"]
+    assert path.read_text() == before
 
 
 def test_new_entries_are_added_in_flow_style_with_twenty_percent_on_the_bad_side(tmp_path: Path) -> None:
@@ -113,7 +127,7 @@ def test_new_entries_are_added_in_flow_style_with_twenty_percent_on_the_bad_side
 def test_an_integer_stays_an_integer_and_nothing_changes_when_nothing_moved(tmp_path: Path) -> None:
     path = tmp_path / "references.yaml"
     path.write_text("version: 1\nreferences:\n  t:\n    cpu: {steps: {value: 6, lower: 0, upper: 0}}\n")
-    assert update_references(path, [ReferenceUpdate("t", "cpu", {"steps": Metric("steps", 6.0)})]) == 0
+    assert update_references(path, [ReferenceUpdate("t", "cpu", {"steps": Metric("steps", 6.0)})]).changed == 0
     update_references(path, [ReferenceUpdate("t", "cpu", {"steps": Metric("steps", 7.0)})])
     assert "steps: {value: 7, lower: 0, upper: 0}" in path.read_text()
 

@@ -93,10 +93,14 @@ def test_update_keeps_tolerances_and_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "references.yaml"
     path.write_text("version: 1\nreferences:\n  t:\n    cpu:\n      m: {value: 10, lower: -0.05, upper: 0.05}\n")
     metrics = {"m": Metric("m", 12.345678, "s", False), "n": Metric("n", 3.0, "x", True)}
-    assert update_references(path, [ReferenceUpdate("t", "cpu", metrics)]) == 2
-    again = load_references(path).lookup("t", "cpu")
-    assert again["m"] == Reference(12.35, -0.05, 0.05, "")
-    assert again["n"] == Reference(3.0, -0.2, None, "x")
+    summary = update_references(path, [ReferenceUpdate("t", "cpu", metrics)])
+    assert (summary.changed, summary.not_added) == (1, ["t on cpu: n"]), "an existing entry keeps its metrics"
+    assert load_references(path).lookup("t", "cpu") == {"m": Reference(12.35, -0.05, 0.05, "")}
+    update_references(path, [ReferenceUpdate("t", "gpu", metrics)])
+    assert load_references(path).lookup("t", "gpu") == {
+        "m": Reference(12.35, None, 0.2, "s"),
+        "n": Reference(3.0, -0.2, None, "x"),
+    }, "a new entry gets every measured metric, 20 % on its bad side"
 
 
 # --- references that travel: host fingerprints, host-bound metrics, contention, the noise floor ---------------
