@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -163,3 +164,39 @@ def test_slowing(hetero_result):
     verdicts = {v["metric"]: v for v in _report(pytester.path / "out.json")["results"][0]["verdicts"]}
     assert (verdicts["throughput_sps"]["band"], verdicts["throughput_sps"]["gate"]) == ("pass", "regression")
     assert verdicts["data_wait_s"]["gate"] == "unchanged", "+66 % of 41 us is below the noise floor of 1 ms"
+
+
+CONTENDED = BENCHMARK.replace('"steps": 6.0}}', '"steps": 6.0}, "sleep_s": 0.3}')
+
+
+def test_contended_measurements_are_not_judged_as_slowdowns(
+    bench_dir: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(bench_dir.path))  # the group's host-wide locks stay in this test's directory
+    group = f"pair-{uuid.uuid4().hex[:8]}"
+    bench_dir.makefile(
+        ".yaml",
+        platforms=f"""
+version: 1
+platforms:
+  - {{name: pa, accelerator: {{kind: cpu}}, backend: {{kind: local}}, resource_group: {{name: {group}, max_jobs: 2}}}}
+  - {{name: pb, accelerator: {{kind: cpu}}, backend: {{kind: local}}, resource_group: {{name: {group}, max_jobs: 2}}}}
+""",
+    )
+    assert "sleep_s" in CONTENDED
+    bench_dir.makepyfile(test_b=CONTENDED)
+    bench_dir.makefile(".yaml", references=_references(_this_host()).replace("    local:", '    "p*":'))
+    # Submitted ahead in one pass, both jobs start before either can be seen ending: each is contended.
+    result = bench_dir.runpytest_subprocess(
+        "--platforms-file=platforms.yaml", "--platform=pa,pb", "--hetero-json=o.json"
+    )
+    result.assert_outcomes(passed=2)
+    assert result.ret == 0
+    for record in _report(bench_dir.path / "o.json")["results"]:
+        assert record["contention"]["contended"]
+        verdicts = {v["metric"]: v for v in record["verdicts"]}
+        assert (verdicts["throughput_sps"]["verdict"], verdicts["throughput_sps"]["band"]) == ("contended", "fail")
+        assert verdicts["steps"]["verdict"] == "pass", "an invariant is judged under contention too"
+    result.stdout.fnmatch_lines(
+        ["pytest-hetero: host-bound figures not judged, measured while another job shared the resource: *"]
+    )
