@@ -2,7 +2,7 @@ import pytest
 
 
 @pytest.mark.hetero(
-    command=["python", "matmul_workload.py"],  # run from this file's directory
+    command=["python", "matmul_workload.py"],  # relative to this test file's directory
     config={"size": 128, "repeats": 10},  # the same on every platform
     accelerators=["cpu", "nvidia-gpu", "amd-gpu"],  # other kinds are skipped, with the reason
     timeout_min=5,
