@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 
 from pytest_hetero.errors import ConfigError
 from pytest_hetero.jobs import Benchmark, case_key, will_skip
-from pytest_hetero.markers import MARKER, Declaration, incompatibility, read_marker
+from pytest_hetero.markers import MARKER, Declaration, incompatibility, merged_marker, read_marker
 from pytest_hetero.session import BENCH_KEY, HeteroSession
 
 __all__ = ["PARAM", "attach_benchmarks", "parametrize", "references_files", "references_files_of"]
@@ -28,17 +30,29 @@ def _declaration(node: pytest.Item | pytest.Function, marker: pytest.Mark) -> De
     pytest.fail(problem, pytrace=False)  # outside the except: no chained traceback
 
 
+def _case_marks(definition: pytest.Function) -> bool:
+    """Whether some ``pytest.param(..., marks=pytest.mark.hetero(...))`` of the test declares a benchmark."""
+    for mark in definition.iter_markers("parametrize"):
+        values = mark.args[1] if len(mark.args) > 1 else mark.kwargs.get("argvalues", ())
+        for value in values:
+            if any(m.name == MARKER for m in getattr(value, "marks", ())):
+                return True
+    return False
+
+
 def parametrize(metafunc: pytest.Metafunc, session: HeteroSession) -> None:
     """One case per selected platform; incompatible ones skipped with the reason."""
-    marker = metafunc.definition.get_closest_marker(MARKER)
-    if marker is None:
+    marks = list(metafunc.definition.iter_markers(MARKER))
+    if not marks and not _case_marks(metafunc.definition):
         return
-    decl = _declaration(metafunc.definition, marker)
+    # With marks on some cases only, compatibility is decided per case (attach_benchmarks).
+    decl = _declaration(metafunc.definition, merged_marker(marks)) if marks else None
     params = []
     for platform in session.platforms:
-        reason = incompatibility(decl, platform)
-        marks = [pytest.mark.skip(reason=reason)] if reason else []
-        params.append(pytest.param(platform.name, id=platform.name, marks=marks))
+        reason = incompatibility(decl, platform) if decl else None
+        params.append(
+            pytest.param(platform.name, id=platform.name, marks=[pytest.mark.skip(reason=reason)] if reason else [])
+        )
     metafunc.parametrize(PARAM, params, indirect=True)
 
 
@@ -48,15 +62,33 @@ def attach_benchmarks(items: list[pytest.Item], session: HeteroSession) -> None:
         callspec = getattr(item, "callspec", None)
         if callspec is None or PARAM not in callspec.params:
             continue
-        marker = item.get_closest_marker(MARKER)
-        assert marker is not None and isinstance(item, pytest.Function)
+        assert isinstance(item, pytest.Function)
         platform = session.catalogue.get(callspec.params[PARAM])
+        marks = list(item.iter_markers(MARKER))
+        if not marks:
+            continue  # a case of a sweep that declares no benchmark: a plain test
+        decl = _with_params(item, _declaration(item, merged_marker(marks)), callspec.params)
+        reason = incompatibility(decl, platform)
+        if reason and item.get_closest_marker("skip") is None:
+            item.add_marker(pytest.mark.skip(reason=reason))
         item.stash[BENCH_KEY] = Benchmark(
-            declaration=_declaration(item, marker),
+            declaration=decl,
             platform=platform,
             test_key=case_key(item, platform.name),
             references_path=item.path.parent / _REFERENCES,
         )
+
+
+def _with_params(item: pytest.Function, decl: Declaration, values: dict[str, object]) -> Declaration:
+    """The declaration with the sweep's ``params=`` copied into the workload config."""
+    if not decl.params:
+        return decl
+    missing = [name for name in decl.params if name not in values]
+    if missing:
+        where = item.nodeid.split("[", 1)[0]
+        pytest.fail(f"{where}: @pytest.mark.hetero params={missing} are not parametrize arguments", pytrace=False)
+    config = {**decl.workload.config, **{name: values[name] for name in decl.params}}
+    return dataclasses.replace(decl, workload=dataclasses.replace(decl.workload, config=MappingProxyType(config)))
 
 
 def references_files(items: Iterable[pytest.Item]) -> list[Path]:

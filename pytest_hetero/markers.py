@@ -11,11 +11,16 @@
         timeout_min=10,                      # at most the platform's time limit
     )
     def test_resnet50(hetero_result): ...
+
+Sweeps: ``params=["batch_size"]`` copies those ``@pytest.mark.parametrize``
+arguments into the config, and a ``pytest.param(..., marks=pytest.mark.hetero(
+config={...}))`` adds to it; the marks of a case merge, the closest winning
+(``config`` key by key). Each case is its own reference key and history series.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,14 +31,24 @@ from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import ConfigError
 from pytest_hetero.workload import Workload
 
-__all__ = ["MARKER", "Declaration", "incompatibility", "read_marker"]
+__all__ = ["MARKER", "Declaration", "incompatibility", "merged_marker", "read_marker"]
 
 MARKER = "hetero"
 MARKER_HELP = (
     "hetero(workload=NAME | module=MODULE | command=[ARGV], config={...}, accelerators=[KINDS], "
-    "min_accelerators=N, min_memory_gb=X, timeout_min=M): a benchmark run on every selected platform"
+    "min_accelerators=N, min_memory_gb=X, timeout_min=M, params=[ARGNAMES]): a benchmark run on every selected platform"
 )
-_KEYS = {"workload", "module", "command", "config", "accelerators", "min_accelerators", "min_memory_gb", "timeout_min"}
+_KEYS = {
+    "workload",
+    "module",
+    "command",
+    "config",
+    "accelerators",
+    "min_accelerators",
+    "min_memory_gb",
+    "timeout_min",
+    "params",
+}
 
 
 @dataclass(frozen=True)
@@ -43,6 +58,20 @@ class Declaration:
     min_accelerators: int = 0
     min_memory_gb: float | None = None
     timeout_min: float | None = None
+    #: ``@pytest.mark.parametrize`` arguments that go into the workload's config.
+    params: tuple[str, ...] = ()
+
+
+def merged_marker(marks: Sequence[pytest.Mark]) -> pytest.Mark:
+    """One mark from a case's ``hetero`` marks (closest first): closer ones win, ``config`` key by key."""
+    kwargs: dict[str, Any] = {}
+    for mark in reversed(marks):
+        config = {**kwargs.get("config", {}), **(mark.kwargs.get("config") or {})}
+        kwargs.update(mark.kwargs)
+        if config:
+            kwargs["config"] = config
+    args = next((mark.args for mark in marks if mark.args), ())
+    return pytest.Mark(MARKER, args, kwargs)
 
 
 def read_marker(marker: pytest.Mark, where: str) -> Declaration:
@@ -60,6 +89,7 @@ def read_marker(marker: pytest.Mark, where: str) -> Declaration:
             min_accelerators=int(kwargs.get("min_accelerators", 0)),
             min_memory_gb=_optional_float(kwargs.get("min_memory_gb")),
             timeout_min=_optional_float(kwargs.get("timeout_min")),
+            params=_names(kwargs.get("params", ()), where),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: bad @pytest.mark.hetero argument: {exc}") from exc
@@ -72,6 +102,12 @@ def _kinds(value: Any, where: str) -> tuple[str, ...]:
     unknown = [kind for kind in value if kind not in valid]
     if unknown:
         raise ConfigError(f"{where}: unknown accelerator kind(s) {unknown}; valid: {list(valid)}")
+    return tuple(value)
+
+
+def _names(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: @pytest.mark.hetero params= must be a list of parametrize argument names")
     return tuple(value)
 
 
