@@ -11,7 +11,7 @@ import pytest
 
 from pytest_hetero.errors import ConfigError
 from pytest_hetero.jobs import Benchmark, case_key, will_skip
-from pytest_hetero.markers import MARKER, Declaration, incompatibility, merged_marker, read_marker
+from pytest_hetero.markers import MARKER, Declaration, incompatibility, read_marks
 from pytest_hetero.session import BENCH_KEY, HeteroSession
 
 __all__ = ["PARAM", "attach_benchmarks", "parametrize", "references_files", "references_files_of"]
@@ -22,9 +22,9 @@ PARAM = "_hetero_platform"
 _REFERENCES = "references.yaml"
 
 
-def _declaration(node: pytest.Item | pytest.Function, marker: pytest.Mark) -> Declaration:
+def _declaration(node: pytest.Item | pytest.Function, marks: list[pytest.Mark]) -> Declaration:
     try:
-        return read_marker(marker, node.nodeid.split("[", 1)[0])  # the test, not one of its cases
+        return read_marks(marks, node.nodeid.split("[", 1)[0])  # the test, not one of its cases
     except ConfigError as exc:
         problem = str(exc)
     pytest.fail(problem, pytrace=False)  # outside the except: no chained traceback
@@ -46,7 +46,7 @@ def parametrize(metafunc: pytest.Metafunc, session: HeteroSession) -> None:
     if not marks and not _case_marks(metafunc.definition):
         return
     # With marks on some cases only, compatibility is decided per case (attach_benchmarks).
-    decl = _declaration(metafunc.definition, merged_marker(marks)) if marks else None
+    decl = _declaration(metafunc.definition, marks) if marks else None
     params = []
     for platform in session.platforms:
         reason = incompatibility(decl, platform) if decl else None
@@ -67,7 +67,7 @@ def attach_benchmarks(items: list[pytest.Item], session: HeteroSession) -> None:
         marks = list(item.iter_markers(MARKER))
         if not marks:
             continue  # a case of a sweep that declares no benchmark: a plain test
-        decl = _with_params(item, _declaration(item, merged_marker(marks)), callspec.params)
+        decl = _with_params(item, _declaration(item, marks), callspec.params)
         reason = incompatibility(decl, platform)
         if reason and item.get_closest_marker("skip") is None:
             item.add_marker(pytest.mark.skip(reason=reason))

@@ -144,7 +144,7 @@ class ReportCollector:
             return
         if self.hetero.records:
             terminalreporter.write_sep("=", "pytest-hetero summary")
-            for line in summary_lines(self.hetero.records):
+            for line in summary_lines(self.hetero.records, verbose=self.hetero.config.get_verbosity() > 0):
                 terminalreporter.write_line(line)
         records = self.hetero.records
         for note in [*not_judged_notes(records), *unpaired_notes(records), *self.hetero.notes]:

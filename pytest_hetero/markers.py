@@ -31,7 +31,7 @@ from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import ConfigError
 from pytest_hetero.workload import Workload
 
-__all__ = ["MARKER", "Declaration", "incompatibility", "merged_marker", "read_marker"]
+__all__ = ["MARKER", "Declaration", "incompatibility", "merged_kwargs", "read_declaration", "read_marker", "read_marks"]
 
 MARKER = "hetero"
 MARKER_HELP = (
@@ -62,23 +62,34 @@ class Declaration:
     params: tuple[str, ...] = ()
 
 
-def merged_marker(marks: Sequence[pytest.Mark]) -> pytest.Mark:
-    """One mark from a case's ``hetero`` marks (closest first): closer ones win, ``config`` key by key."""
+def merged_kwargs(marks: Sequence[pytest.Mark]) -> dict[str, Any]:
+    """The arguments of a case's ``hetero`` marks (closest first): closer ones win, ``config`` key by key."""
     kwargs: dict[str, Any] = {}
     for mark in reversed(marks):
         config = {**kwargs.get("config", {}), **(mark.kwargs.get("config") or {})}
         kwargs.update(mark.kwargs)
         if config:
             kwargs["config"] = config
-    args = next((mark.args for mark in marks if mark.args), ())
-    return pytest.Mark(MARKER, args, kwargs)
+    return kwargs
 
 
 def read_marker(marker: pytest.Mark, where: str) -> Declaration:
     """Validate the marker's arguments; errors name the test."""
     if marker.args:
         raise ConfigError(f"{where}: @pytest.mark.hetero takes keyword arguments only ({MARKER_HELP})")
-    kwargs = dict(marker.kwargs)
+    return read_declaration(marker.kwargs, where)
+
+
+def read_marks(marks: Sequence[pytest.Mark], where: str) -> Declaration:
+    """The declaration of a case from all its ``hetero`` marks (closest first)."""
+    if any(mark.args for mark in marks):
+        raise ConfigError(f"{where}: @pytest.mark.hetero takes keyword arguments only ({MARKER_HELP})")
+    return read_declaration(merged_kwargs(marks), where)
+
+
+def read_declaration(arguments: Mapping[str, Any], where: str) -> Declaration:
+    """Validate ``hetero`` arguments; errors name the test."""
+    kwargs = dict(arguments)
     unknown = sorted(set(kwargs) - _KEYS)
     if unknown:
         raise ConfigError(f"{where}: unknown @pytest.mark.hetero argument(s) {unknown}; valid: {sorted(_KEYS)}")

@@ -107,7 +107,7 @@ platforms:
   - {{name: pb, accelerator: {{kind: cpu}}, backend: {{kind: local}}, resource_group: {{name: {group}, max_jobs: 2}}}}
 """
     # Submitted ahead in one pass, both jobs start before either can be seen ending: they overlap.
-    result, report = _run(bench_dir, catalogue, "--platform=pa,pb", "--junitxml=junit.xml", count=1)
+    result, report = _run(bench_dir, catalogue, "--platform=pa,pb", "--junitxml=junit.xml", "-v", count=1)
     result.assert_outcomes(passed=2)
     records = {r["platform"]["name"]: r for r in report["results"]}
     assert {name: r["contention"]["contended"] for name, r in records.items()} == {"pa": True, "pb": True}

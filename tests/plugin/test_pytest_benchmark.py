@@ -47,9 +47,9 @@ def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 
 
 def test_one_run_one_report(mixed: pytest.Pytester) -> None:
-    result = _run(mixed, "--hetero-json=out.json", "--junitxml=junit.xml", "--hetero-benchmark-json=pb.json")
+    result = _run(mixed, "--hetero-json=out.json", "--junitxml=junit.xml", "--hetero-benchmark-json=pb.json", "-v")
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["*test_mixed.py::test_preprocess*local*median_s*s*no-reference*"])
+    result.stdout.fnmatch_lines(["*test_mixed.py::test_preprocess*local*median_s*s*no-reference*"])  # listed under -v
     report = json.loads((mixed.path / "out.json").read_text())
     assert schema_errors(report, load_schema("report")) == []
     records = {r["test"]: r for r in report["results"]}
