@@ -9,10 +9,11 @@
     why test_x[a100] failed: throughput_sps = 100 samples/s ... below the band
 
 Metrics without a reference (``no-reference``) are counted in the roll-up and
-listed only with ``-v``. A value measured while other jobs of the run shared
-its resource group carries :data:`CONTENDED_MARK`, explained once under the
-table. Under it, each failed case's full reasons, one per line, so the short
-test summary's first line is never the only place to read them.
+listed only with ``-v``, except each case's headline metric (its throughput).
+A value measured while other jobs of the run shared its resource group
+carries :data:`CONTENDED_MARK`, explained once under the table. Under it, each
+failed case's full reasons, one per line, so the short test summary's first
+line is never the only place to read them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pytest_hetero.reporting.html_cells import band_text  # plain text: the same band words as the HTML report
+from pytest_hetero.reporting.html_model import headline_metric
 
 if TYPE_CHECKING:
     from pytest_hetero.results import ResultRecord
@@ -39,7 +41,8 @@ def summary_lines(records: Sequence[ResultRecord], *, verbose: bool = False) -> 
     hidden = 0
     for record in sorted(records, key=lambda r: (r["test"], r["platform"]["name"])):
         metric_rows = _metric_rows(record)
-        shown = [row for row in metric_rows if verbose or row[-1] not in _QUIET_VERDICTS]
+        headline = headline_metric(record["metrics"].values())
+        shown = [row for row in metric_rows if verbose or row[-1] not in _QUIET_VERDICTS or row[2] == headline]
         hidden += len(metric_rows) - len(shown)
         rows.append(_rollup(record, metric_rows))
         rows.extend(shown)
