@@ -7,6 +7,7 @@ Jenkins read it under ``xunit2`` too, although the xunit2 XSD does not allow it.
 
 from __future__ import annotations
 
+from pytest_hetero.reporting.html_cells import band_text
 from pytest_hetero.results import BenchmarkResult
 
 __all__ = ["junit_properties"]
@@ -25,6 +26,9 @@ def junit_properties(result: BenchmarkResult) -> list[tuple[str, object]]:
         props.append((f"hetero.unit.{name}", metric.unit))
     for verdict in result.verdicts:
         props.append((f"hetero.verdict.{verdict.metric}", verdict.kind.value))
+        band = band_text(verdict.as_dict())
+        if band:  # the accepted range, so a CI page shows why a value passed or failed
+            props.append((f"hetero.band.{verdict.metric}", band))
     if result.failed_stage:
         props.append(("hetero.failed_stage", result.failed_stage))
     if result.contended:  # other jobs shared its resource group while it ran

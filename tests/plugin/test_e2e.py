@@ -157,6 +157,7 @@ references:
     props = {c.get("name"): {p.get("name"): p.get("value") for p in c.iter("property")} for c in cases}
     assert props["test_bench[cpu-b]"]["hetero.metric.throughput_sps"] == "100.0"
     assert props["test_bench[cpu-b]"]["hetero.verdict.throughput_sps"] == "fail"
+    assert props["test_bench[cpu-b]"]["hetero.band.throughput_sps"] == "[180, 220]"
     assert props["test_bench[cpu-a]"]["hetero.platform"] == "cpu-a"
 
 
