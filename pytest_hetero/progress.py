@@ -98,11 +98,14 @@ class Progress:
 
     # -- on a terminal ----------------------------------------------------------
     def _status_line(self, reporter: Any, active: tuple[Job, ...], now: float) -> None:
-        if now - self._last_line_at < 1.0 or not active:
+        waiting = self._scheduler.waiting_count
+        if now - self._last_line_at < 1.0 or not (active or waiting):
             return
         self._last_line_at = now
         parts = [self._describe(job, now) for job in active]
         text = f"[hetero] {len(active)} in flight: " + " · ".join(parts)
+        if waiting:  # e.g. another run on this host holds the resource group's slot
+            text = f"{text}{' · ' if parts else ''}{waiting} waiting for a free slot"
         width = getattr(reporter, "_tw", None)
         limit = (width.fullwidth - 1) if width is not None else 200
         with self._uncaptured():

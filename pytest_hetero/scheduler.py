@@ -80,6 +80,11 @@ class Scheduler:
         """The jobs submitted and not yet finished, oldest first (for progress displays)."""
         return tuple(self._active)
 
+    @property
+    def waiting_count(self) -> int:
+        """Jobs planned but not submitted yet: their platform or resource group has no free slot."""
+        return len(self._queue)
+
     def adopt(self, job: Job) -> None:
         """Track a job submitted elsewhere (it has a handle) as active."""
         assert job.handle is not None

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -122,3 +123,16 @@ def test_durations_read_well() -> None:
         "1h00m",
         "2h02m",
     ]
+
+
+def test_jobs_waiting_for_a_slot_are_counted(tmp_path: Path) -> None:
+    reporter = Reporter(isatty=True)
+    progress, scheduler, _ = _progress(reporter)
+    platform = dataclasses.replace(PLATFORM, max_jobs=1)
+    specs = [
+        JobSpec(name=f"t{i}", argv=(sys.executable,), workdir=tmp_path / str(i), platform=platform) for i in (1, 2)
+    ]
+    scheduler.plan([Job(key=spec.name, spec=spec) for spec in specs])
+    progress(scheduler.active_jobs[0], 0.0)
+    assert reporter.lines[-1].startswith("\r[hetero] 1 in flight: t1 queued")
+    assert reporter.lines[-1].endswith(" · 1 waiting for a free slot")
