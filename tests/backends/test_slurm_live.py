@@ -134,7 +134,9 @@ def test_job_queued_past_its_allowance_is_cancelled_at_the_deadline(slurm_dir: P
     with pytest.raises(JobTimeoutError, match=r"wait: no result 3 s after submission \(job \d+\)") as info:
         run_job(SlurmBackend(platform), make_spec(slurm_dir, platform))
     assert not slurm_cluster.jobs_under(slurm_dir)
-    assert slurm_cluster.state(str(info.value.job_id)).startswith("CANCELLED")
+    # scancel is at once in squeue; accounting (slurmdbd) records it a moment later.
+    job_id = str(info.value.job_id)
+    slurm_cluster.wait_until(lambda: slurm_cluster.state(job_id).startswith("CANCELLED"), 30, "CANCELLED in sacct")
 
 
 def test_job_cancelled_from_outside(slurm_dir: Path, slurm_cluster: LiveSlurm) -> None:
