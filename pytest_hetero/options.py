@@ -47,6 +47,7 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("hetero", "pytest-hetero: ML benchmarks across accelerators")
     _add_selection_options(group)
     _add_output_options(group)
+    _add_repeat_options(group)
     _add_gate_options(group)
     parser.addini("hetero_platforms", "platform catalogue file, relative to the rootdir", default=None)
     parser.addini("hetero_history", "run-history store (SQLite path or postgresql:// URL)", default=None)
@@ -117,8 +118,8 @@ def _add_output_options(group: pytest.OptionGroup) -> None:
     )
 
 
-def _add_gate_options(group: pytest.OptionGroup) -> None:
-    """Repeats, the history store and the regression gate."""
+def _add_repeat_options(group: pytest.OptionGroup) -> None:
+    """How often each benchmark runs, and the one value of its repeats."""
     group.addoption(
         "--hetero-repeat",
         type=_positive_int,
@@ -137,6 +138,10 @@ def _add_gate_options(group: pytest.OptionGroup) -> None:
         help="the value of repeated runs: their median, or MLPerf's score (drop the best and the worst run, "
         "average the rest; needs --hetero-repeat 3 or more) (default: median)",
     )
+
+
+def _add_gate_options(group: pytest.OptionGroup) -> None:
+    """The history store and the regression gate."""
     group.addoption(
         "--hetero-history",
         default=None,
