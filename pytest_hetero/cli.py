@@ -70,12 +70,32 @@ def load_report(path: Path) -> dict[str, Any]:
         report = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the report: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(f"{path}: cannot read the report: JSON nested too deeply") from None
+    if _depth(report) > _MAX_REPORT_DEPTH:  # the schema check and the renderers recurse
+        raise ConfigError(f"{path}: cannot read the report: JSON nested deeper than {_MAX_REPORT_DEPTH} levels")
     problems = schema_errors(report, load_schema("report"))
     if problems:
         shown = "\n  ".join(problems[:10])
         raise ConfigError(f"{path}: not a valid pytest-hetero report ({len(problems)} problem(s)):\n  {shown}")
     result: dict[str, Any] = report
     return result
+
+
+#: A real report nests about 8 levels; this leaves room without reaching Python's recursion limit.
+_MAX_REPORT_DEPTH = 64
+
+
+def _depth(value: object) -> int:
+    """How deeply lists and objects nest in parsed JSON (iterative: no recursion on hostile input)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is not None:
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _parser() -> argparse.ArgumentParser:

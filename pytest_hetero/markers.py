@@ -20,6 +20,8 @@ config={...}))`` adds to it; the marks of a case merge, the closest winning
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -97,9 +99,9 @@ def read_declaration(arguments: Mapping[str, Any], where: str) -> Declaration:
         return Declaration(
             workload=_workload(kwargs, where),
             accelerators=_kinds(kwargs.get("accelerators", ()), where),
-            min_accelerators=int(kwargs.get("min_accelerators", 0)),
-            min_memory_gb=_optional_float(kwargs.get("min_memory_gb")),
-            timeout_min=_optional_float(kwargs.get("timeout_min")),
+            min_accelerators=_count(kwargs.get("min_accelerators", 0), "min_accelerators", where),
+            min_memory_gb=_optional_positive(kwargs.get("min_memory_gb"), "min_memory_gb", where),
+            timeout_min=_optional_positive(kwargs.get("timeout_min"), "timeout_min", where),
             params=_names(kwargs.get("params", ()), where),
         )
     except (TypeError, ValueError) as exc:
@@ -122,14 +124,39 @@ def _names(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)
+def _optional_positive(value: Any, name: str, where: str) -> float | None:
+    """A finite number above 0 (``nan``, ``inf``, ``-1`` and ``True`` are refused), or None."""
+    if value is None:
+        return None
+    number = float(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else math.nan
+    if not (math.isfinite(number) and number > 0):
+        raise ConfigError(f"{where}: @pytest.mark.hetero {name}={value!r}: expected a finite number > 0")
+    return number
+
+
+def _count(value: Any, name: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{where}: @pytest.mark.hetero {name}={value!r}: expected a whole number >= 0")
+    return value
+
+
+def _json_config(config: Mapping[str, Any], where: str) -> None:
+    """The config reaches the workload as JSON: a value JSON cannot carry is an error, not its str()."""
+    for key, value in config.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise ConfigError(
+                f"{where}: @pytest.mark.hetero config[{key!r}] = {repr(value)[:80]}: not JSON data ({exc}); "
+                "use str, int, float (finite), bool, None, lists and dicts with str keys"
+            ) from None
 
 
 def _workload(kwargs: dict[str, Any], where: str) -> Workload:
     config = kwargs.get("config") or {}
     if not isinstance(config, Mapping):
         raise ConfigError(f"{where}: @pytest.mark.hetero config= must be a dict, not {type(config).__name__}")
+    _json_config(config, where)
     given = [k for k in ("workload", "module", "command") if kwargs.get(k)]
     if len(given) != 1:
         raise ConfigError(f"{where}: @pytest.mark.hetero needs exactly one of workload=, module=, command=")

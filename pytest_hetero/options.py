@@ -29,13 +29,17 @@ def _existing_file(value: str) -> Path:
     return path
 
 
+#: More repeats than this is a typo, not a plan: each one is a job.
+MAX_REPEAT = 1000
+
+
 def _positive_int(value: str) -> int:
     try:
         number = int(value)
     except ValueError:
         number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"--hetero-repeat {value!r}: expected a whole number >= 1")
+    if not 1 <= number <= MAX_REPEAT:
+        raise argparse.ArgumentTypeError(f"--hetero-repeat {value!r}: expected a whole number from 1 to {MAX_REPEAT}")
     return number
 
 

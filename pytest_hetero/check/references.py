@@ -34,9 +34,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pytest_hetero.check.units import default_noise_floor, is_host_bound
+from pytest_hetero.config import safe_yaml
 from pytest_hetero.errors import ConfigError
 from pytest_hetero.host_fingerprint import HostFingerprint
 from pytest_hetero.metrics import Metric
@@ -297,31 +296,13 @@ def candidate_keys(test_key: str) -> list[str]:
 
 
 def read_text(path: Path, what: str) -> str:
-    """A file's text; unreadable or non-UTF-8 content is a ConfigError naming the file."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror or exc}") from exc
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ConfigError(
-            f"{path}:{line}: {what} must be UTF-8 text: byte 0x{raw[exc.start]:02x} (offset {exc.start}) is not; "
-            "save the file as UTF-8"
-        ) from None
+    """A file's text; unreadable, oversized or non-UTF-8 content is a ConfigError naming the file."""
+    return safe_yaml.read_text(path, what)
 
 
 def parse_yaml(path: Path, what: str) -> Any:
-    """Parse a YAML file; a syntax error names the file, line and column."""
-    text = read_text(path, what)
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: {what} are not valid YAML: {problem}") from None
+    """Parse a YAML file within bounds (:mod:`pytest_hetero.config.safe_yaml`); errors name file and line."""
+    return safe_yaml.load_yaml(path, what)
 
 
 def load_references(path: Path) -> ReferenceBook:
@@ -329,7 +310,8 @@ def load_references(path: Path) -> ReferenceBook:
     if not path.exists():
         return ReferenceBook(path, {})
     data = parse_yaml(path, "references")
-    problems = schema_errors(data, load_schema("references")) or list(_tolerance_problems(data))
+    problems = schema_errors(data, load_schema("references")) + list(safe_yaml.non_finite_paths(data))
+    problems = problems or list(_tolerance_problems(data))
     if problems:
         raise ConfigError(f"{path}: invalid references ({len(problems)} problem(s)):\n  " + "\n  ".join(problems))
     entries = {

@@ -15,8 +15,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-
 from pytest_hetero.accelerators import known_accelerator_kinds, unknown_accelerator_kind
 from pytest_hetero.backends.registry import BACKENDS
 from pytest_hetero.config.models import (
@@ -29,6 +27,7 @@ from pytest_hetero.config.models import (
     ResourceGroup,
     Resources,
 )
+from pytest_hetero.config.safe_yaml import load_yaml, non_finite_paths
 from pytest_hetero.errors import ConfigError, UnavailableError
 from pytest_hetero.launchers import LAUNCHERS
 from pytest_hetero.registry import Registry
@@ -55,26 +54,12 @@ def builtin_catalogue() -> Catalogue:
 
 def load_catalogue(path: Path) -> Catalogue:
     """Read, validate and build the catalogue in ``path``; raise :class:`ConfigError`."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the platform catalogue: {exc.strerror or exc}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from exc
-    return parse_catalogue(data, source=str(path))
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc)
-    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else str(problem)
+    return parse_catalogue(load_yaml(path, "platform catalogue"), source=str(path))
 
 
 def parse_catalogue(data: object, source: str) -> Catalogue:
     """Validate already-parsed data and build the frozen models."""
-    problems = schema_errors(data, load_schema("platforms"))
+    problems = schema_errors(data, load_schema("platforms")) + list(non_finite_paths(data))
     entries = data.get("platforms") if isinstance(data, dict) else None
     if isinstance(entries, list):  # every problem at once, even next to schema errors
         problems += [p for p in _semantic_problems(entries) if p not in problems]

@@ -122,7 +122,7 @@ def test_yaml_syntax_error_names_file_and_line(bench_dir: pytest.Pytester) -> No
     bench_dir.makepyfile(test_b=_test_file())
     result = bench_dir.runpytest("--platforms-file=platforms.yaml")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*platforms.yaml: not valid YAML: line *, column *"])
+    result.stderr.fnmatch_lines(["*platforms.yaml:*:*: platform catalogue: not valid YAML: *"])
 
 
 def test_out_of_band_metric_fails_exactly_that_test(bench_dir: pytest.Pytester) -> None:
@@ -365,7 +365,7 @@ def test_r(hetero_result):
 def test_repeat_rejects_nonsense(bench_dir: pytest.Pytester) -> None:
     result = bench_dir.runpytest("--hetero-repeat=0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--hetero-repeat '0': expected a whole number >= 1*"])
+    result.stderr.fnmatch_lines(["*--hetero-repeat '0': expected a whole number from 1 to 1000*"])
 
 
 def test_exit_status_tells_performance_from_other_failures(bench_dir: pytest.Pytester) -> None:

@@ -242,5 +242,5 @@ def test_non_utf8_and_bad_yaml_are_clear_errors(tmp_path: Path) -> None:
     ):
         load_references(path)
     path.write_text("version: 1\nreferences:\n  t: [unclosed\n")
-    with pytest.raises(ConfigError, match=r"references.yaml:4:1: references are not valid YAML: "):
+    with pytest.raises(ConfigError, match=r"references.yaml:4:1: references: not valid YAML: "):
         load_references(path)
