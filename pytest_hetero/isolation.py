@@ -42,16 +42,25 @@ def _dirname(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
 
 
+#: Slot indexes this process holds, per semaphore directory: a new attempt skips them
+#: (they would fail anyway), so taking a slot costs about one lock attempt, not ``capacity``.
+_HELD: dict[Path, set[int]] = {}
+
+
 class Slot:
     """One held slot of a :class:`Semaphore`; :meth:`release` is idempotent."""
 
-    def __init__(self, lock: BaseFileLock) -> None:
+    def __init__(self, lock: BaseFileLock, held: set[int] | None = None, index: int = 0) -> None:
         self._lock: BaseFileLock | None = lock
+        self._held = held
+        self._index = index
 
     def release(self) -> None:
         if self._lock is not None:
             self._lock.release(force=True)
             self._lock = None
+            if self._held is not None:
+                self._held.discard(self._index)
 
 
 class Semaphore:
@@ -66,8 +75,13 @@ class Semaphore:
 
         Never waits. :class:`OSError` if the directory cannot be made or a lock file opened.
         """
-        _shared_dir(self.directory)
+        held = _HELD.get(self.directory)
+        if held is None:
+            _shared_dir(self.directory)
+            held = _HELD.setdefault(self.directory, set())
         for index in range(self.capacity):
+            if index in held:
+                continue
             # A fresh lock object each time: filelock's locks are re-entrant per object, and
             # a second open file on the same path conflicts even within this process.
             lock = FileLock(self.directory / f"slot-{index}.lock", mode=0o666, thread_local=False)
@@ -75,7 +89,8 @@ class Semaphore:
                 lock.acquire(blocking=False)
             except Timeout:
                 continue
-            return Slot(lock)
+            held.add(index)
+            return Slot(lock, held, index)
         return None
 
 

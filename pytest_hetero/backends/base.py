@@ -2,8 +2,10 @@
 
 A backend implements four primitives — :meth:`Backend.submit`,
 :meth:`Backend.status`, :meth:`Backend.cancel`, :meth:`Backend.collect` —
-on its own :class:`JobHandle` subclass. Waiting is not its business: the
-scheduler (:mod:`pytest_hetero.scheduler`) is the one loop that polls jobs,
+on its own :class:`JobHandle` subclass; :meth:`Backend.statuses` answers for
+many jobs at once (by default one :meth:`~Backend.status` each; a backend
+that can ask its scheduler once for all of them overrides it). Waiting is
+not its business: the scheduler (:mod:`pytest_hetero.scheduler`) is the one loop that polls jobs,
 for a whole session or for one job (``run_job``). *How* processes start
 inside the allocation is the launcher's business (:mod:`pytest_hetero.launchers`).
 
@@ -19,7 +21,7 @@ import signal
 import socket
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
@@ -27,7 +29,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
 
 from pytest_hetero.config.models import Platform, ResourceGroup
-from pytest_hetero.errors import ConfigError, JobFailedError, JobTimeoutError, StageError
+from pytest_hetero.errors import ConfigError, HeteroError, JobFailedError, JobTimeoutError, StageError
 from pytest_hetero.launchers.base import LaunchContext
 from pytest_hetero.schemas import schema_errors
 
@@ -234,6 +236,29 @@ class Backend(ABC):
     @abstractmethod
     def status(self, handle: JobHandle) -> JobState:
         """Current state, without blocking; raise a :class:`StageError` when the job cannot go on."""
+
+    def statuses(self, handles: Sequence[JobHandle]) -> list[JobState | HeteroError]:
+        """The state of each job, in order, or the error of one that cannot go on; never blocks.
+
+        The scheduler calls it once per poll with all of this backend's active jobs.
+        The default asks :meth:`status` for each; backends whose scheduler can answer
+        for many jobs in one query (``sacct -j a,b,c``, a watch) override it.
+        """
+        answers: list[JobState | HeteroError] = []
+        for handle in handles:
+            try:
+                answers.append(self.status(handle))
+            except HeteroError as exc:
+                answers.append(exc)
+        return answers
+
+    def next_poll_s(self, handle: JobHandle | None, interval_s: float) -> float:
+        """How long the wait loop sleeps before its next poll, given its back-off ``interval_s``.
+
+        Backends that know when a job is likely to end (or that it is running and
+        an end costs a round trip to notice) shorten it; the default keeps the back-off.
+        """
+        return interval_s
 
     @abstractmethod
     def cancel(self, handle: JobHandle) -> None:

@@ -28,7 +28,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -42,7 +42,7 @@ from pytest_hetero.backends.slurm_script import (
     time_limit_min,
 )
 from pytest_hetero.config.models import Platform
-from pytest_hetero.errors import JobFailedError, SubmitError, TeardownError
+from pytest_hetero.errors import HeteroError, JobFailedError, SubmitError, TeardownError
 from pytest_hetero.launchers.base import LaunchContext, Rendezvous
 
 __all__ = ["DEADLINE_MARGIN_S", "SacctRow", "SlurmBackend", "SlurmJobHandle", "parse_sacct"]
@@ -111,6 +111,8 @@ class SlurmBackend(Backend):
     poll_initial_s: ClassVar[float] = 0.25
     poll_factor: ClassVar[float] = 1.3
     poll_max_s: ClassVar[float] = 5.0
+    #: While the awaited job runs: its end should cost it at most this much (one sacct per platform per round).
+    poll_running_max_s: ClassVar[float] = 0.5
     options: SlurmOptions
 
     def __init__(self, platform: Platform) -> None:
@@ -197,6 +199,27 @@ class SlurmBackend(Backend):
         if not job.state.finished:
             self._raise_if_unreachable(job)
         return job.state
+
+    def statuses(self, handles: Sequence[JobHandle]) -> list[JobState | HeteroError]:
+        """One ``sacct`` for all of this platform's unfinished jobs, then each job's state from it."""
+        jobs = [narrow_handle(handle, SlurmJobHandle) for handle in handles]
+        if any(not job.state.finished for job in jobs) and time.monotonic() - self._queried_at >= _MIN_QUERY_INTERVAL_S:
+            self._refresh()
+        answers: list[JobState | HeteroError] = []
+        for job in jobs:
+            try:
+                if not job.state.finished:
+                    self._raise_if_unreachable(job)
+                answers.append(job.state)
+            except HeteroError as exc:
+                answers.append(exc)
+        return answers
+
+    def next_poll_s(self, handle: JobHandle | None, interval_s: float) -> float:
+        """A running job's end is noticed within :attr:`poll_running_max_s`; a queued one backs off fully."""
+        if isinstance(handle, SlurmJobHandle) and handle.state is JobState.RUNNING:
+            return min(interval_s, self.poll_running_max_s)
+        return interval_s
 
     def _refresh(self) -> None:
         self._queried_at = time.monotonic()

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import itertools
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_hetero.backends.base import Backend, JobHandle, JobSpec, JobState
+from pytest_hetero.backends.base import Backend, JobHandle, JobOutput, JobSpec, JobState
 from pytest_hetero.backends.local import LocalBackend, LocalJobHandle
 from pytest_hetero.config.models import Accelerator, BackendConfig, Platform, ResourceGroup
-from pytest_hetero.errors import JobFailedError
-from pytest_hetero.isolation import Isolation
+from pytest_hetero.errors import HeteroError, JobFailedError
+from pytest_hetero.isolation import Hold, Isolation
 from pytest_hetero.scheduler import Job, Scheduler
 
 
@@ -155,3 +156,114 @@ def test_a_failed_submission_gives_its_slots_back(tmp_path: Path) -> None:
     scheduler.plan([bad, good])
     assert bad.error is not None and bad.hold is None
     assert scheduler.wait_for(good).state is JobState.COMPLETED
+
+
+class SteppedBackend(Backend):
+    """Runs nothing: a job finishes on the ``polls_to_finish``-th status query after its submission.
+
+    It counts the queries: per poll, how many batch calls and for how many jobs.
+    """
+
+    name = "stepped"
+
+    def __init__(self, platform: Platform, polls_to_finish: int = 3) -> None:
+        super().__init__(platform)
+        self.polls_to_finish = polls_to_finish
+        self.batches: list[int] = []
+        self.single_calls = 0
+        self._seen: dict[str, int] = {}
+
+    def submit(self, spec: JobSpec) -> JobHandle:
+        return JobHandle(job_id=spec.name, spec=spec)
+
+    def status(self, handle: JobHandle) -> JobState:
+        self.single_calls += 1
+        return self._advance(handle)
+
+    def statuses(self, handles: Sequence[JobHandle]) -> list[JobState | HeteroError]:
+        self.batches.append(len(handles))
+        return [self._advance(handle) for handle in handles]
+
+    def _advance(self, handle: JobHandle) -> JobState:
+        seen = self._seen[handle.job_id] = self._seen.get(handle.job_id, 0) + 1
+        return JobState.COMPLETED if seen >= self.polls_to_finish else JobState.RUNNING
+
+    def cancel(self, handle: JobHandle) -> None:
+        pass
+
+    def collect(self, handle: JobHandle) -> JobOutput:
+        raise NotImplementedError
+
+
+def _stepped_jobs(platform: Platform, count: int, tmp_path: Path) -> list[Job]:
+    return [
+        Job(f"s{i}", JobSpec(name=f"s{i}", argv=("true",), workdir=tmp_path, platform=platform)) for i in range(count)
+    ]
+
+
+def test_one_status_query_per_backend_per_poll(tmp_path: Path) -> None:
+    """Two platforms, three jobs in flight on each: every poll asks each backend once, for all its jobs."""
+    backends = {name: SteppedBackend(_platform(max_jobs=3, name=name)) for name in ("a", "b")}
+    scheduler = Scheduler(lambda spec: backends[spec.platform.name], _isolation(tmp_path))
+    scheduler.plan(
+        _stepped_jobs(backends["a"].platform, 6, tmp_path) + _stepped_jobs(backends["b"].platform, 6, tmp_path)
+    )
+    polls = 0
+    while scheduler.active_jobs:
+        scheduler.poll()
+        polls += 1
+    for backend in backends.values():
+        assert backend.single_calls == 0
+        assert len(backend.batches) == polls
+        assert backend.batches == [3, 3, 3, 3, 3, 3]  # three polls for the first three, three for the rest
+
+
+class CountingIsolation(Isolation):
+    """Real file-lock slots; counts the attempts to take them."""
+
+    attempts = 0
+
+    def try_hold(self, platform: Platform, group: ResourceGroup | None, busy: set[str]) -> Hold | None:
+        self.attempts += 1
+        return super().try_hold(platform, group, busy)
+
+
+def test_a_poll_costs_nothing_per_queued_job(tmp_path: Path) -> None:
+    """1,000 jobs queued behind a full platform: a poll takes no slot attempt for any of them."""
+    backend = SteppedBackend(_platform(max_jobs=2), polls_to_finish=10**6)
+    isolation = CountingIsolation(tmp_path / "run", host_dir=tmp_path / "host-locks")
+    scheduler = Scheduler(lambda spec: backend, isolation)
+    scheduler.plan(_stepped_jobs(backend.platform, 1000, tmp_path))
+    assert (len(scheduler.active_jobs), scheduler.waiting_count, isolation.attempts) == (2, 998, 2)
+    for _ in range(5):
+        scheduler.poll()
+    assert isolation.attempts == 2 and backend.batches == [2] * 5
+
+
+def test_a_platform_full_in_another_process_costs_one_attempt_per_pass(tmp_path: Path) -> None:
+    """Another xdist worker holds the only slot: each pass tries the head of the queue once, not every job."""
+    platform = _platform(max_jobs=1)
+    other = Scheduler(lambda spec: SteppedBackend(platform, polls_to_finish=10**6), _isolation(tmp_path))
+    other.plan(_stepped_jobs(platform, 1, tmp_path))
+    backend = SteppedBackend(platform)
+    isolation = CountingIsolation(tmp_path / "run", host_dir=tmp_path / "host-locks")
+    scheduler = Scheduler(lambda spec: backend, isolation)
+    scheduler.plan(_stepped_jobs(platform, 500, tmp_path))
+    scheduler.poll()
+    assert isolation.attempts == 2 and scheduler.waiting_count == 500
+    other.shutdown()
+    scheduler.poll()
+    assert len(scheduler.active_jobs) == 1 and scheduler.waiting_count == 499
+
+
+def test_discarded_jobs_leave_the_queue_and_order_holds(tmp_path: Path) -> None:
+    backend = SteppedBackend(_platform(max_jobs=1), polls_to_finish=1)
+    scheduler = Scheduler(lambda spec: backend, _isolation(tmp_path))
+    jobs = _stepped_jobs(backend.platform, 4, tmp_path)
+    scheduler.plan(jobs)
+    assert scheduler.discard([jobs[1]]) == [] and scheduler.waiting_count == 2
+    for job in (jobs[3], jobs[0], jobs[2]):
+        assert scheduler.wait_for(job).state is JobState.COMPLETED
+    assert jobs[1].handle is None
+    started = [job.submitted_at or 0.0 for job in (jobs[0], jobs[2], jobs[3])]
+    assert started == sorted(started), "submitted in planned order"
