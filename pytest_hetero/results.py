@@ -17,6 +17,7 @@ from pytest_hetero.workload import Workload
 from pytest_hetero.workloads.protocol import repeat_seed
 
 __all__ = [
+    "PROVENANCE_REF",
     "RECORD_VERSION",
     "BenchmarkResult",
     "ErrorRecord",
@@ -27,6 +28,8 @@ __all__ = [
 ]
 
 RECORD_VERSION = 1
+#: Where a record's provenance is: the report's (a JSON pointer). Reports before it repeated it in every record.
+PROVENANCE_REF = "#/provenance"
 
 
 class PlatformRecord(TypedDict):
@@ -94,7 +97,7 @@ class ResultRecord(_OptionalRecord):
     contention: ContentionRecord  # what ran beside it: pytest_hetero.contention
     started_at: str
     references_file: str
-    provenance: dict[str, Any]
+    provenance: dict[str, Any]  # {"ref": PROVENANCE_REF} and the workload's own, if any
 
 
 @dataclass
@@ -150,8 +153,13 @@ class BenchmarkResult:
         """What the regression gate looks its baseline up by: like with like."""
         return Series(self.test_key, self.platform.name, self.workload.config_hash, self.nodeid, self.fingerprints)
 
-    def to_record(self, outcome: str, provenance: dict[str, Any]) -> ResultRecord:
-        """The JSON report record (see ``schemas/report.schema.json``)."""
+    def to_record(self, outcome: str) -> ResultRecord:
+        """The JSON report record (see ``schemas/report.schema.json``).
+
+        The run's provenance (host, packages, commit, machine info) is the report's, once:
+        the record refers to it (:data:`PROVENANCE_REF`) and adds only what its workload
+        reported about the device it ran on.
+        """
         record: ResultRecord = {
             "nodeid": self.nodeid,
             "test": self.test_key,
@@ -171,7 +179,7 @@ class BenchmarkResult:
             "metrics": {name: m.as_dict() for name, m in self.metrics.items()},
             "verdicts": [v.as_dict() for v in self.verdicts],
             "comparisons": [c.as_dict() for c in self.comparisons],
-            "stage_timings_s": self.stage_timings_s,
+            "stage_timings_s": {stage: round(seconds, 6) for stage, seconds in self.stage_timings_s.items()},
             "job": {
                 "id": self.job_id,
                 "ids": self.job_ids,
@@ -186,11 +194,17 @@ class BenchmarkResult:
             "contention": self.contention.as_record(),
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at)),
             "references_file": self.references_file,
-            "provenance": {**provenance, "workload": self.workload_info.get("provenance", {})},
+            "provenance": _provenance(self.workload_info),
         }
         if self.skip_reason:
             record["skip_reason"] = self.skip_reason
         return record
+
+
+def _provenance(workload_info: dict[str, Any]) -> dict[str, Any]:
+    """A reference to the report's provenance, plus the workload's own (device facts), if it said any."""
+    found = workload_info.get("provenance")
+    return {"ref": PROVENANCE_REF, "workload": found} if found else {"ref": PROVENANCE_REF}
 
 
 def _platform_record(platform: Platform, fingerprints: Fingerprints) -> PlatformRecord:
@@ -199,7 +213,12 @@ def _platform_record(platform: Platform, fingerprints: Fingerprints) -> Platform
         "name": platform.name,
         "backend": platform.backend.kind,
         "launcher": platform.launcher.kind,
-        "accelerator": {"kind": acc.kind, "model": acc.model, "count_per_node": acc.count_per_node},
+        "accelerator": {
+            "kind": acc.kind,
+            "model": acc.model,
+            "count_per_node": acc.count_per_node,
+            "used_per_node": platform.accelerators_per_node,  # what a job gets: its share of a node's cost
+        },
         "nodes": platform.resources.nodes,
         "tags": list(platform.tags),
         "source": platform.source,

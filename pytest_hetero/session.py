@@ -85,6 +85,11 @@ class HeteroSession:
 
     @property
     def provenance(self) -> dict[str, Any]:
+        """The run's provenance, once per report; only the controller (or a lone process) computes it.
+
+        Records refer to it instead of carrying it, so xdist workers never run the
+        machine-info probe (pytest-benchmark's cpuinfo subprocess).
+        """
         if self._provenance is None:
             self._provenance = {**host_provenance(), "machine_info": machine_info(self.config)}
         return self._provenance
@@ -145,7 +150,7 @@ class HeteroSession:
     # -- records ----------------------------------------------------------
     def make_record(self, item: pytest.Item, result: BenchmarkResult, outcome: str) -> ResultRecord:
         self._running.pop(item.nodeid, None)
-        record = result.to_record(outcome, self.provenance)
+        record = result.to_record(outcome)
         self.config.hook.pytest_hetero_result_record(record=record, item=item)
         return record
 
@@ -159,7 +164,7 @@ class HeteroSession:
                 self.cancelled_jobs.append(job.handle.job_id)
         for result in self._running.values():
             result.state = result.state or JobState.CANCELLED.value
-            self.records.append(result.to_record("interrupted", self.provenance))
+            self.records.append(result.to_record("interrupted"))
         self._running.clear()
         for backend in self._backends.values():
             backend.close()

@@ -227,7 +227,9 @@ def test_json_report_is_complete_and_redacts_secrets(bench_dir: pytest.Pytester)
     assert set(record["stage_timings_s"]) == {"provision", "launch", "wait", "collect", "check"}
     assert record["job"]["id"].startswith("local-")
     assert Path(record["job"]["logs"]["stdout"]).read_text().startswith("starting on cpu-b")
-    assert record["provenance"]["python"] and record["provenance"]["cpu_model"]
+    report = _report(bench_dir.path / "out.json")  # provenance once per report; records refer to it
+    assert record["provenance"] == {"ref": "#/provenance"}
+    assert report["provenance"]["python"] and report["provenance"]["cpu_model"]
     assert len(record["workload"]["config_hash"]) == 16
 
 

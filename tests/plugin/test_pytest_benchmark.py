@@ -58,8 +58,9 @@ def test_one_run_one_report(mixed: pytest.Pytester) -> None:
     assert len(timed["metrics"]["median_s"]["samples"]) == 7
     assert timed["metrics"]["ops_per_s"]["higher_is_better"] is True
     assert timed["metrics"]["mean_s"]["higher_is_better"] is False
-    assert timed["provenance"]["machine_info"]["rack"] == "B7"  # pytest-benchmark's hook, reused
-    assert timed["provenance"]["machine_info"]["python_version"]
+    assert timed["provenance"]["ref"] == "#/provenance"  # once per report
+    assert report["provenance"]["machine_info"]["rack"] == "B7"  # pytest-benchmark's hook, reused
+    assert report["provenance"]["machine_info"]["python_version"]
     props = {
         p.get("name"): p.get("value")
         for case in ET.parse(mixed.path / "junit.xml").getroot().iter("testcase")
