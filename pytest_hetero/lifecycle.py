@@ -17,6 +17,7 @@ from pytest_hetero.errors import ConfigError, HeteroError, UnavailableError
 from pytest_hetero.fingerprint import unpaired_notes
 from pytest_hetero.history import HistoryStore
 from pytest_hetero.host_fingerprint import host_fingerprint
+from pytest_hetero.interrupts import Interrupts
 from pytest_hetero.isolation import group_conflicts
 from pytest_hetero.jobs import Benchmark
 from pytest_hetero.launchers import get_launcher
@@ -111,8 +112,9 @@ def is_performance_failure(record: ResultRecord | None) -> bool:
 class ReportCollector:
     """Registered as a plugin: gathers records where reports arrive (the xdist controller too)."""
 
-    def __init__(self, hetero: HeteroSession) -> None:
+    def __init__(self, hetero: HeteroSession, interrupts: Interrupts | None = None) -> None:
         self.hetero = hetero
+        self.interrupts = interrupts or Interrupts()
         self.failures = {"performance": 0, "other": 0}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -131,6 +133,7 @@ class ReportCollector:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if exitstatus == pytest.ExitCode.TESTS_FAILED and not self.failures["other"] and self.failures["performance"]:
             session.exitstatus = EXIT_PERFORMANCE
+        self.interrupts.cleaning_up()  # a signal now must not cut the clean-up or the reports short
         finish_session(self.hetero, int(session.exitstatus))
         if self.hetero.problems and session.exitstatus in (pytest.ExitCode.OK, EXIT_PERFORMANCE):
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR  # a requested report or the history is missing

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Generator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pytest
@@ -19,6 +17,7 @@ from pytest_hetero.config.models import Platform
 from pytest_hetero.dry_run import render_dry_run
 from pytest_hetero.errors import HeteroError
 from pytest_hetero.fixtures import _hetero_platform, hetero_platform, hetero_result, hetero_run
+from pytest_hetero.interrupts import Interrupts
 from pytest_hetero.lifecycle import ReportCollector, build_session, record_for_report
 from pytest_hetero.markers import MARKER, MARKER_HELP
 from pytest_hetero.options import add_options
@@ -30,7 +29,7 @@ from pytest_hetero.stages import benchmark_fixture_result
 
 __all__ = ["_hetero_platform", "hetero_platform", "hetero_result", "hetero_run"]
 
-_PREVIOUS_SIGTERM = pytest.StashKey[Any]()
+_INTERRUPTS = pytest.StashKey[Interrupts]()
 _COLLECTOR_NAME = "hetero-report-collector"
 
 
@@ -50,23 +49,23 @@ def pytest_configure(config: pytest.Config) -> None:
     except HeteroError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = hetero
-    config.pluginmanager.register(ReportCollector(hetero), _COLLECTOR_NAME)
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        config.stash[_PREVIOUS_SIGTERM] = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
-
-
-def _sigterm_to_interrupt(signum: int, frame: FrameType | None) -> None:
-    # Unwind like Ctrl-C, so running jobs are cancelled and reports written.
-    raise KeyboardInterrupt(f"signal {signum}")
+    # SIGTERM unwinds like Ctrl-C; a second signal only hurries the clean-up (see interrupts.py).
+    interrupts = config.stash[_INTERRUPTS] = Interrupts()
+    interrupts.install()
+    config.pluginmanager.register(ReportCollector(hetero, interrupts), _COLLECTOR_NAME)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if _PREVIOUS_SIGTERM in config.stash:
-        signal.signal(signal.SIGTERM, config.stash[_PREVIOUS_SIGTERM])
+    interrupts = config.stash.get(_INTERRUPTS, None)
+    if interrupts is not None:
+        interrupts.cleaning_up()
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
         session.shutdown()  # idempotent; covers runs that never reached sessionfinish
         del config.stash[SESSION_KEY]
+    if interrupts is not None:
+        interrupts.restore()
+        del config.stash[_INTERRUPTS]
     collector = config.pluginmanager.get_plugin(_COLLECTOR_NAME)
     if collector is not None:
         config.pluginmanager.unregister(collector)

@@ -1,4 +1,4 @@
-"""The local backend: the workload as a separate process group on this host."""
+"""The local backend: the workload as a separate process group on this host, every descendant tracked."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -22,7 +23,9 @@ from pytest_hetero.backends.base import (
     check_options,
     narrow_handle,
 )
+from pytest_hetero.backends.local_tree import MARKER_ENV, become_subreaper, kill_job, signal_job
 from pytest_hetero.errors import SubmitError
+from pytest_hetero.interrupts import HURRY
 from pytest_hetero.launchers.base import LaunchContext
 
 __all__ = ["LocalBackend", "LocalJobHandle", "LocalOptions"]
@@ -44,6 +47,8 @@ class LocalJobHandle(JobHandle):
 
     proc: subprocess.Popen[bytes]
     started_at: float
+    #: Marks every process of this job in its environment (see local_tree).
+    token: str = ""
     state: JobState = JobState.RUNNING
     ended_at: float | None = None
 
@@ -53,7 +58,9 @@ class LocalBackend(Backend):
 
     stdout and stderr go to files in the job's work directory; the time limit
     is enforced by :meth:`status`; :meth:`cancel` signals the whole group
-    (SIGTERM, then SIGKILL after ``kill_grace_s``) so nothing the workload
+    (SIGTERM, then SIGKILL after ``kill_grace_s``, at once on a second Ctrl-C)
+    and every process of the job found outside it (:mod:`.local_tree`: a
+    child that started its own session, an orphan), so nothing the workload
     started survives it.
     """
 
@@ -91,7 +98,9 @@ class LocalBackend(Backend):
             raise SubmitError(f"cannot prepare the job directory {spec.workdir}: {exc.strerror or exc}") from exc
 
     def _start(self, spec: JobSpec) -> LocalJobHandle:
-        env = self._environment(spec)
+        become_subreaper()  # the job's orphans stay in this process's tree
+        token = uuid.uuid4().hex
+        env = {**self._environment(spec), MARKER_ENV: token}
         with open(spec.stdout_path, "wb") as out, open(spec.stderr_path, "wb") as err:
             try:
                 proc = subprocess.Popen(
@@ -105,7 +114,9 @@ class LocalBackend(Backend):
                 )
             except OSError as exc:
                 raise SubmitError(f"cannot start {spec.argv[0]!r}: {exc.strerror or exc}") from exc
-        return LocalJobHandle(job_id=f"local-{proc.pid}", spec=spec, proc=proc, started_at=time.monotonic())
+        handle = LocalJobHandle(job_id=f"local-{proc.pid}", spec=spec, proc=proc, started_at=time.monotonic())
+        handle.token = token
+        return handle
 
     def _environment(self, spec: JobSpec) -> dict[str, str]:
         env = dict(os.environ) if self.options.inherit_env else {"PATH": os.environ.get("PATH", "")}
@@ -119,11 +130,11 @@ class LocalBackend(Backend):
             return job.state
         code = job.proc.poll()
         if code is not None:
-            # Whatever the workload left behind in its group (loader workers, daemons) goes with it.
-            _signal_group(job.proc.pid, signal.SIGKILL)
+            # Whatever the workload left behind (loader workers, daemons, in its group or not) goes with it.
+            kill_job(job.proc.pid, job.token)
             return self._settle(job, JobState.COMPLETED if code == 0 else JobState.FAILED)
         if time.monotonic() - job.started_at > job.spec.timeout_s:
-            self._kill_group(job.proc)
+            self._end(job)
             return self._settle(job, JobState.TIMEOUT)
         return JobState.RUNNING
 
@@ -136,17 +147,22 @@ class LocalBackend(Backend):
         job = narrow_handle(handle, LocalJobHandle)
         if job.state.finished:
             return
-        self._kill_group(job.proc)
-        self._settle(job, JobState.CANCELLED)
+        try:
+            self._end(job)
+        finally:  # even cut short, the job is over for the session: listed as cancelled
+            self._settle(job, JobState.CANCELLED)
 
-    def _kill_group(self, proc: subprocess.Popen[bytes]) -> None:
-        """SIGTERM the process group, SIGKILL what is left after the grace period."""
-        _signal_group(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=self.options.kill_grace_s)
-        # The leader may be gone while children linger in the group.
-        _signal_group(proc.pid, signal.SIGKILL)
-        proc.wait()
+    def _end(self, job: LocalJobHandle) -> None:
+        """SIGTERM every process of the job, SIGKILL what is left after the grace (or a second Ctrl-C)."""
+        try:
+            signal_job(job.proc.pid, job.token, signal.SIGTERM)
+            deadline = time.monotonic() + self.options.kill_grace_s
+            while job.proc.poll() is None and time.monotonic() < deadline and not HURRY.is_set():
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    job.proc.wait(timeout=0.05)
+        finally:  # the leader may be gone while children linger, in its group or out of it
+            kill_job(job.proc.pid, job.token)
+            job.proc.wait()
 
     def collect(self, handle: JobHandle) -> JobOutput:
         job = narrow_handle(handle, LocalJobHandle)
@@ -159,8 +175,3 @@ class LocalBackend(Backend):
             stderr_path=job.spec.stderr_path,
             elapsed_s=ended_at - job.started_at,
         )
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
