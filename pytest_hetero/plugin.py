@@ -81,7 +81,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    attach_benchmarks(items, config.stash[SESSION_KEY])
+    hetero: HeteroSession = config.stash[SESSION_KEY]
+    attach_benchmarks(items, hetero)
+    hetero.note_collection(items)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -92,6 +94,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         render_dry_run(session, hetero)
     elif not session.config.getoption("collectonly"):
         hetero.plan(session.items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """pytest-xdist's controller: deal a collection with benchmarks out up front, so workers submit ahead."""
+    from pytest_hetero.xdist_scheduling import make_scheduler  # only under xdist
+
+    return make_scheduler(config, log, config.stash[SESSION_KEY].run_dir)
 
 
 @pytest.hookimpl(optionalhook=True)

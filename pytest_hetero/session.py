@@ -30,6 +30,7 @@ from pytest_hetero.provenance import host_provenance
 from pytest_hetero.pybench import machine_info
 from pytest_hetero.results import BenchmarkResult, ResultRecord
 from pytest_hetero.scheduler import Job, Scheduler
+from pytest_hetero.xdist_plan import assigned_indices, note_benchmarks
 
 __all__ = ["BENCH_KEY", "RESULT_KEY", "SESSION_KEY", "HeteroSession"]
 
@@ -60,6 +61,7 @@ class HeteroSession:
         self._backends: dict[str, Backend] = {}
         self._books: dict[Path, ReferenceBook] = {}
         self._jobs: dict[str, list[Job]] = {}
+        self._worker_items: list[pytest.Item] | None = None  # an xdist worker's collection, until it plans
         self._running: dict[str, BenchmarkResult] = {}
         # Platform slots and the window ledger live in the run directory, shared by xdist workers.
         self.scheduler = Scheduler(lambda spec: self.backend_for(spec.platform), Isolation(self.run_dir))
@@ -103,10 +105,24 @@ class HeteroSession:
     def _new_jobs(self, item: pytest.Item, bench: Benchmark) -> list[Job]:
         return [Job(f"{item.nodeid}#{r}", self.jobspec(item, bench, r)) for r in range(self.options.repeat)]
 
+    def note_collection(self, items: list[pytest.Item]) -> None:
+        """An xdist worker with benchmarks asks the controller to deal items out up front (:mod:`.xdist_plan`)."""
+        if self.is_worker and not self.options.dry_run and any(BENCH_KEY in item.stash for item in items):
+            note_benchmarks(self.run_dir)
+
     def plan(self, items: list[pytest.Item]) -> None:
-        """Queue the jobs of every runnable benchmark item, ahead of its test."""
-        if self.is_worker or self.options.dry_run:
+        """Queue the jobs of every runnable benchmark item, ahead of its test.
+
+        An xdist worker plans later, at its first test, once the controller has dealt it its items.
+        """
+        if self.options.dry_run:
             return
+        if self.is_worker:
+            self._worker_items = items
+        else:
+            self._plan_items(items)
+
+    def _plan_items(self, items: list[pytest.Item]) -> None:
         planned = []
         for item in items:
             bench = item.stash.get(BENCH_KEY, None)
@@ -121,8 +137,18 @@ class HeteroSession:
         self.scheduler.plan(planned)
 
     def jobs_for(self, item: pytest.Item, bench: Benchmark) -> list[Job]:
-        """The item's jobs: planned ahead, or made now (xdist workers, ``hetero_run``)."""
+        """The item's jobs: planned ahead, or made now (``hetero_run``, an item not dealt to this worker)."""
+        if self._worker_items is not None:
+            self._plan_worker_share(self._worker_items)
         return self._jobs.pop(item.nodeid, None) or self._new_jobs(item, bench)
+
+    def _plan_worker_share(self, items: list[pytest.Item]) -> None:
+        """Plan the items the xdist controller dealt this worker (once; nothing if it dealt none up front)."""
+        self._worker_items = None
+        worker_id = str(getattr(self.config, "workerinput", {}).get("workerid", ""))
+        indices = assigned_indices(self.run_dir, worker_id)
+        if indices is not None:
+            self._plan_items([items[i] for i in indices if 0 <= i < len(items)])
 
     def discard(self, jobs: list[Job]) -> None:
         """Drop jobs no longer wanted; the ones cancelled are listed in the report."""
