@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from pytest_hetero.errors import HeteroError
+from pytest_hetero.redact import scrub
 from pytest_hetero.session import BENCH_KEY, HeteroSession
 
 __all__ = ["RENDER_ERROR_KEY", "render_dry_run", "skip_reason"]
@@ -48,7 +49,7 @@ def render_dry_run(session: pytest.Session, hetero: HeteroSession) -> None:
         except HeteroError as exc:
             item.stash[RENDER_ERROR_KEY] = f"--hetero-dry-run: cannot render the job: {exc}"
             text = f"cannot render: {exc}"
-        _write(reporter, f"dry run: {item.nodeid}", text)
+        _write(reporter, f"dry run: {item.nodeid}", scrub(text))  # renderers hide secrets; this is the net
     if not_rendered:
         lines = [f"{nodeid}: {reason}" for nodeid, reason in not_rendered]
         _write(reporter, f"dry run: {len(not_rendered)} case(s) not rendered (skipped)", "\n".join(lines))

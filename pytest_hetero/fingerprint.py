@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_hetero.config.models import Platform
-from pytest_hetero.redact import is_secret_name
+from pytest_hetero.redact import is_secret
 from pytest_hetero.sources import command_files, module_files, search_roots
 from pytest_hetero.workload import Workload, canonical_json
 
@@ -118,7 +118,7 @@ def platform_parts(platform: Platform) -> dict[str, str]:
         "launcher": {"kind": platform.launcher.kind, "options": dict(platform.launcher.options)},
         "accelerator": {**vars(platform.accelerator), "peak_tflops": dict(platform.accelerator.peak_tflops)},
         "resources": dataclasses.asdict(resources),
-        "env": {name: None if is_secret_name(name) else value for name, value in sorted(env.env.items())},
+        "env": {name: None if is_secret(name, value) else value for name, value in sorted(env.env.items())},
         "image": env.container_image,
         "python": {"python": env.python, "venv": env.venv},
         "setup": list(env.setup),

@@ -1,14 +1,67 @@
-"""Keep secrets out of reports and logs."""
+"""Keep secrets out of reports, logs and scripts.
+
+Secrets are known two ways:
+
+- by design: the catalogue marks a value secret (``{secret: true, value: ...}``) or takes it
+  from the submitting environment (``{from_env: NAME}``); the loader registers each such value
+  here (:func:`register_secret`), and every value registered is masked wherever it appears,
+  whatever the name of the variable that holds it;
+- by pattern, as a safety net: environment names containing TOKEN, PASSWORD, SECRET, KEY, ...;
+  config keys ending in ``password``, ``token``, ``api_key``, ...; ``KEY=value`` assignments of
+  such keys in free text (setup lines, command lines); and passwords in URLs
+  (``postgresql://u:pw@host``).
+
+:func:`redact_tree` applies all of it to a JSON-like record, the one edge every output passes
+(JSON report, HTML, history, provenance); :func:`scrub` to free text (errors, dry runs).
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
-__all__ = ["REDACTED", "is_secret_name", "redact_env", "redact_urls", "scrub", "secret_values"]
+__all__ = [
+    "REDACTED",
+    "is_secret",
+    "is_secret_key",
+    "is_secret_name",
+    "redact_env",
+    "redact_tree",
+    "redact_urls",
+    "register_secret",
+    "registered_secrets",
+    "scrub",
+    "secret_values",
+]
 
 REDACTED = "***"
 _SECRET = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|KEY|CREDENTIAL", re.IGNORECASE)
+# A key that *ends* in a secret word: db_password, HF_TOKEN, api-key; not max_tokens or test_key.
+_WORD = r"(?:password|passwd|secret|token|credentials?|api[_-]?key|access[_-]?key|private[_-]?key|auth)"
+_SECRET_KEY = re.compile(rf"^[\w.-]*?{_WORD}$", re.IGNORECASE)
+# KEY=value, KEY: value, --key=value, "key": "value" (JSON text inside an env value).
+# A plain number is left alone: ``ms_per_token: 0.5`` is a measurement, not a secret.
+_ASSIGNMENT = re.compile(
+    rf"""(?<![\w-])([\w.-]*?{_WORD}"?\s*[=:]\s*"?)(?![-+]?[\d.]+(?:[eE][-+]?\d+)?(?:[\s"',;&}}]|$))([^\s"',;&}}]+)""",
+    re.IGNORECASE,
+)
+#: Shorter registered values are masked where they are a whole value, not inside free text.
+_MIN_SCRUB_LEN = 4
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+
+#: Values marked secret in the catalogue or read from the submitting environment by reference.
+_REGISTERED: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Mask ``value`` in every output from now on (empty values are ignored)."""
+    if value:
+        _REGISTERED.add(value)
+
+
+def registered_secrets() -> frozenset[str]:
+    return frozenset(_REGISTERED)
 
 
 def is_secret_name(name: str) -> bool:
@@ -16,16 +69,23 @@ def is_secret_name(name: str) -> bool:
     return bool(_SECRET.search(name))
 
 
+def is_secret_key(key: str) -> bool:
+    """Config keys ending in a secret word (``password``, ``db_token``, ``api_key``), not ``max_tokens``."""
+    return bool(_SECRET_KEY.match(key))
+
+
+def is_secret(name: str, value: str) -> bool:
+    """An environment entry to keep out of outputs: by its name, or its value registered as secret."""
+    return is_secret_name(name) or value in _REGISTERED
+
+
 def redact_env(env: Mapping[str, str]) -> dict[str, str]:
-    return {k: REDACTED if is_secret_name(k) else v for k, v in env.items()}
+    return {k: REDACTED if is_secret(k, v) else scrub(v) for k, v in env.items()}
 
 
 def secret_values(env: Mapping[str, str]) -> list[str]:
-    """Values worth scrubbing from free text (short ones would erase too much)."""
-    return [v for k, v in env.items() if is_secret_name(k) and len(v) >= 4]
-
-
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+    """Values worth scrubbing from free text (short ones would erase too much), and the registered ones."""
+    return [v for k, v in env.items() if is_secret_name(k) and len(v) >= _MIN_SCRUB_LEN] + sorted(_REGISTERED)
 
 
 def redact_urls(text: str) -> str:
@@ -33,7 +93,28 @@ def redact_urls(text: str) -> str:
     return _URL_PASSWORD.sub(rf"\g<1>{REDACTED}@", text)
 
 
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    for value in secrets:
-        text = text.replace(value, REDACTED)
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` without the given and the registered secret values, URL passwords and secret assignments."""
+    for value in sorted({*secrets, *_REGISTERED}, key=len, reverse=True):  # longest first: no partial leftovers
+        if len(value) >= _MIN_SCRUB_LEN:
+            text = text.replace(value, REDACTED)
+    text = _ASSIGNMENT.sub(lambda m: m.group(1) + (m.group(2) if m.group(2) == REDACTED else REDACTED), text)
     return redact_urls(text)
+
+
+def redact_tree(node: Any) -> Any:
+    """A copy of JSON-like data with every string scrubbed and the values of secret-like keys masked."""
+    if isinstance(node, str):
+        return scrub(node)
+    if isinstance(node, Mapping):
+        return {
+            key: REDACTED if isinstance(key, str) and is_secret_key(key) and _is_leaf(value) else redact_tree(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, (list, tuple)):
+        return [redact_tree(item) for item in node]
+    return node
+
+
+def _is_leaf(value: Any) -> bool:
+    return value is not None and not isinstance(value, (Mapping, list, tuple, bool))

@@ -12,7 +12,7 @@ from pytest_hetero.config.models import Platform
 from pytest_hetero.contention import Contention, ContentionRecord
 from pytest_hetero.fingerprint import Fingerprints
 from pytest_hetero.metrics import Metric
-from pytest_hetero.redact import redact_env
+from pytest_hetero.redact import redact_env, redact_tree
 from pytest_hetero.workload import Workload
 from pytest_hetero.workloads.protocol import repeat_seed
 
@@ -198,7 +198,8 @@ class BenchmarkResult:
         }
         if self.skip_reason:
             record["skip_reason"] = self.skip_reason
-        return record
+        redacted: ResultRecord = redact_tree(record)  # the one edge every output passes: no secret beyond it
+        return redacted
 
 
 def _provenance(workload_info: dict[str, Any]) -> dict[str, Any]:

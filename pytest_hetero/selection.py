@@ -25,7 +25,7 @@ import fnmatch
 from collections.abc import Iterable
 
 from pytest_hetero.config.models import Catalogue, Platform
-from pytest_hetero.errors import UnknownPlatformError
+from pytest_hetero.errors import ConfigError, UnknownPlatformError
 
 __all__ = ["select_platforms"]
 
@@ -39,7 +39,21 @@ def select_platforms(catalogue: Catalogue, selectors: Iterable[str]) -> list[Pla
         if not matches:
             raise UnknownPlatformError(_unknown(catalogue, selector))
         chosen.update(matches)
-    return [p for p in catalogue.platforms if p.name in chosen]
+    platforms = [p for p in catalogue.platforms if p.name in chosen]
+    for platform in platforms:
+        _check_resolved(platform)
+    return platforms
+
+
+def _check_resolved(platform: Platform) -> None:
+    """A selected platform's ``from_env`` references must be set: a usage error before anything runs."""
+    missing = platform.environment.missing
+    if missing:
+        unset = ", ".join(f"environment.env.{name}: from_env {var}" for name, var in sorted(missing.items()))
+        raise ConfigError(
+            f"{platform.source}: platform {platform.name!r}: {unset}: not set in the submitting environment; "
+            "export it before running pytest, or do not select this platform"
+        )
 
 
 def _own(catalogue: Catalogue) -> list[Platform]:

@@ -22,9 +22,11 @@ options.tasks_per_node                      ``--ntasks-per-node`` (default: acce
 options.partition/account/qos/constraint/   the flag of the same name
 reservation/exclusive/gpus_per_node/signal
 options.sbatch_extra (``["--licenses=x"]``) one ``#SBATCH`` line each
-environment.env + the job's own variables   ``export`` lines (secret-looking names are
-                                            passed through sbatch's environment instead)
-environment.setup                           shell lines before the workload
+environment.env + the job's own variables   ``export`` lines; secrets (marked, secret-looking
+                                            names, values holding a password) are passed
+                                            through sbatch's environment instead
+environment.setup                           shell lines before the workload (a line holding
+                                            a secret: ``eval "$HETERO_SECRET_SETUP_<i>"``)
 ==========================================  ==================================
 
 Always: ``--no-requeue`` (a benchmark is not silently rerun after a node
@@ -48,7 +50,7 @@ from pytest_hetero.backends.base import BackendOptions, JobSpec, check_options
 from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import ConfigError
 from pytest_hetero.launchers import get_launcher_class
-from pytest_hetero.redact import is_secret_name
+from pytest_hetero.redact import is_secret, scrub
 
 __all__ = [
     "OPTIONS_SCHEMA",
@@ -195,31 +197,53 @@ def _parse_flag(line: str) -> tuple[str, Any]:
     return name, value if has_value else True
 
 
+def _hidden(spec: JobSpec, name: str, value: str) -> bool:
+    """Kept out of the script: marked secret, secret-looking by name, or holding a secret (URL password, ...)."""
+    return name in spec.platform.environment.secrets or is_secret(name, value) or scrub(value) != value
+
+
 def exported_env(spec: JobSpec) -> tuple[dict[str, str], dict[str, str]]:
-    """(written into the script, passed through sbatch's environment)."""
+    """(written into the script, passed through sbatch's environment).
+
+    The second part also carries the command-line arguments and setup lines that hold a secret
+    (``HETERO_SECRET_ARG_<i>``, ``HETERO_SECRET_SETUP_<i>``): the script refers to them by name.
+    """
     merged = {"PYTHONUNBUFFERED": "1", **spec.platform.environment.env, **spec.env}
     bad = sorted(name for name in merged if not _ENV_NAME.match(name))
     if bad:
         raise ConfigError(f"platform {spec.platform.name!r}: invalid environment variable name(s): {bad}")
-    public = {k: v for k, v in merged.items() if not is_secret_name(k)}
-    return public, {k: v for k, v in merged.items() if is_secret_name(k)}
+    public = {k: v for k, v in merged.items() if not _hidden(spec, k, v)}
+    hidden = {k: v for k, v in merged.items() if k not in public}
+    hidden.update((f"{_ARG_VAR}{i}", arg) for i, arg in enumerate(spec.argv) if scrub(arg) != arg)
+    setup = spec.platform.environment.setup
+    hidden.update((f"{_SETUP_VAR}{i}", line) for i, line in enumerate(setup) if scrub(line) != line)
+    return public, hidden
+
+
+_ARG_VAR = "HETERO_SECRET_ARG_"
+_SETUP_VAR = "HETERO_SECRET_SETUP_"
+
+
+def _command(spec: JobSpec) -> str:
+    """The workload's command line; an argument holding a secret is read from the environment instead."""
+    return " ".join(f'"${_ARG_VAR}{i}"' if scrub(arg) != arg else shlex.quote(arg) for i, arg in enumerate(spec.argv))
 
 
 def _setup_lines(spec: JobSpec) -> list[str]:
-    public, secret = exported_env(spec)
+    public, hidden = exported_env(spec)
     lines = ["set -e"]
-    if secret:
-        lines.append(f"# passed through sbatch's environment, not written here: {' '.join(sorted(secret))}")
+    if hidden:
+        lines.append(f"# passed through sbatch's environment, not written here: {' '.join(sorted(hidden))}")
     lines += [f"export {name}={shlex.quote(value)}" for name, value in sorted(public.items())]
-    return lines + list(spec.platform.environment.setup)
+    setup = spec.platform.environment.setup
+    lines += [f'eval "${_SETUP_VAR}{i}"' if scrub(line) != line else line for i, line in enumerate(setup)]
+    return lines + [f"unset {name}" for name in sorted(hidden) if name.startswith(_SETUP_VAR)]
 
 
 def render_batch_script(spec: JobSpec, options: SlurmOptions | None = None) -> str:
     """The batch script that runs ``spec.argv`` in an allocation shaped by the platform and ``options``."""
     params = sbatch_parameters(spec, options)
-    text: str = _make_sbatch_string(
-        command=shlex.join(spec.argv), folder=spec.workdir, setup=_setup_lines(spec), **params
-    )
+    text: str = _make_sbatch_string(command=_command(spec), folder=spec.workdir, setup=_setup_lines(spec), **params)
     for key, default_line in _SUBMITIT_DEFAULTS.items():
         if key not in params["additional_parameters"]:
             text = default_line.sub("", text)

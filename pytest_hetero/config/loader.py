@@ -9,6 +9,7 @@ theirs), and each backend and launcher checks its own ``options``.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -30,6 +31,7 @@ from pytest_hetero.config.models import (
 from pytest_hetero.config.safe_yaml import load_yaml, non_finite_paths
 from pytest_hetero.errors import ConfigError, UnavailableError
 from pytest_hetero.launchers import LAUNCHERS
+from pytest_hetero.redact import register_secret
 from pytest_hetero.registry import Registry
 from pytest_hetero.schemas import load_schema, schema_errors
 
@@ -161,18 +163,42 @@ def _platform(entry: dict[str, Any], source: str) -> Platform:
         backend=BackendConfig(kind=entry["backend"]["kind"], options=_frozen(entry["backend"].get("options"))),
         launcher=LauncherConfig(**_with_frozen_options(entry.get("launcher", {}))),
         resources=Resources(**entry.get("resources", {})),
-        environment=Environment(
-            env=_frozen(env.get("env")),
-            container_image=env.get("container_image"),
-            python=env.get("python"),
-            venv=env.get("venv"),
-            setup=tuple(env.get("setup", ())),
-        ),
+        environment=_environment(env),
         data_roots=_frozen(entry.get("data_roots")),
         tags=tuple(entry.get("tags", ())),
         max_jobs=entry.get("max_jobs", 1),
         resource_group=_resource_group(entry.get("resource_group")),
         source=source,
+    )
+
+
+def _environment(section: dict[str, Any]) -> Environment:
+    """Plain values, values marked secret, and ``from_env`` references read from this process's environment.
+
+    Every secret value is registered with :mod:`pytest_hetero.redact`, which masks it in every output.
+    """
+    values: dict[str, str] = {}
+    secrets: set[str] = set()
+    missing: dict[str, str] = {}
+    for name, raw in (section.get("env") or {}).items():
+        if isinstance(raw, str):
+            values[name] = raw
+            continue
+        if "from_env" in raw and raw["from_env"] not in os.environ:
+            missing[name] = raw["from_env"]
+            continue
+        values[name] = os.environ[raw["from_env"]] if "from_env" in raw else raw["value"]
+        if raw.get("secret", "from_env" in raw):
+            secrets.add(name)
+            register_secret(values[name])
+    return Environment(
+        env=_frozen(values),
+        secrets=frozenset(secrets),
+        missing=_frozen(missing),
+        container_image=section.get("container_image"),
+        python=section.get("python"),
+        venv=section.get("venv"),
+        setup=tuple(section.get("setup", ())),
     )
 
 

@@ -42,7 +42,12 @@ class Resources:
 
 @dataclass(frozen=True)
 class Environment:
+    #: Resolved values (``from_env`` references read when the catalogue was loaded).
     env: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    #: Names in ``env`` whose values are secret: never written to an output or a script.
+    secrets: frozenset[str] = frozenset()
+    #: ``from_env`` references whose variable was not set: name -> variable (an error once selected).
+    missing: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     container_image: str | None = None
     python: str | None = None
     venv: str | None = None

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest_hetero
-from pytest_hetero.redact import redact_urls
+from pytest_hetero.redact import redact_tree
 
 if TYPE_CHECKING:
     from pytest_hetero.results import ResultRecord
@@ -32,12 +32,12 @@ def build_report(
     cancelled_jobs: list[str],
     provenance: dict[str, Any],
 ) -> dict[str, Any]:
-    return {
+    report = {
         "schema_version": REPORT_VERSION,
         "run_id": run_id,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "pytest_hetero_version": pytest_hetero.__version__,
-        "argv": [redact_urls(arg) for arg in sys.argv],
+        "argv": list(sys.argv),
         "exit_status": exit_status,
         "interrupted": interrupted,
         "platforms": platforms,
@@ -46,6 +46,8 @@ def build_report(
         "provenance": provenance,
         "results": sorted(records, key=lambda r: (r["nodeid"], r["platform"]["name"])),
     }
+    redacted: dict[str, Any] = redact_tree(report)  # argv, provenance: no secret in what is written or stored
+    return redacted
 
 
 def write_report(path: Path, report: dict[str, Any]) -> None:

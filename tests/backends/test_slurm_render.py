@@ -9,6 +9,7 @@ Regenerate the golden files after an intended change with::
 from __future__ import annotations
 
 import _thread
+import dataclasses
 import difflib
 import os
 import threading
@@ -220,11 +221,12 @@ def test_secrets_go_through_sbatch_environment_not_the_script() -> None:
 
 
 def test_bad_environment_variable_name_is_a_config_error() -> None:
-    platform = platform_of(
-        "p", accelerator={"kind": "cpu"}, backend={"kind": "slurm"}, environment={"env": {"A B": "x"}}
-    )
+    with pytest.raises(ConfigError, match=r"\$\.platforms\[0\]\.environment\.env: 'A B' does not match"):
+        platform_of("p", accelerator={"kind": "cpu"}, backend={"kind": "slurm"}, environment={"env": {"A B": "x"}})
+    platform = platform_of("p", accelerator={"kind": "cpu"}, backend={"kind": "slurm"})
+    spec = dataclasses.replace(spec_for(platform), env={"A B": "x"})
     with pytest.raises(ConfigError, match=r"platform 'p': invalid environment variable name\(s\): \['A B'\]"):
-        render_batch_script(spec_for(platform))
+        render_batch_script(spec)
 
 
 def test_container_image_is_refused_with_what_to_do() -> None:
