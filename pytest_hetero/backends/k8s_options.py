@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pytest_hetero.backends.base import BackendOptions, check_options
+from pytest_hetero.backends.k8s_names import name_problems
+from pytest_hetero.errors import ConfigError
 
 __all__ = ["OPTIONS_SCHEMA", "K8sOptions"]
 
@@ -100,5 +102,8 @@ class K8sOptions(BackendOptions):
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> K8sOptions:
-        """``raw`` checked against :data:`OPTIONS_SCHEMA` and typed; :class:`ConfigError` if invalid."""
-        return cls.from_mapping(check_options(OPTIONS_SCHEMA, raw))
+        """``raw`` checked against :data:`OPTIONS_SCHEMA` and the API's naming rules, typed; or ConfigError."""
+        problems = list(name_problems(check_options(OPTIONS_SCHEMA, raw)))
+        if problems:
+            raise ConfigError("; ".join(problems))
+        return cls.from_mapping(raw)

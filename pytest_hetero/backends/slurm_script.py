@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,8 +110,27 @@ class SlurmOptions(BackendOptions):
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> SlurmOptions:
-        """``raw`` checked against :data:`OPTIONS_SCHEMA` and typed; :class:`ConfigError` if invalid."""
-        return cls.from_mapping(check_options(OPTIONS_SCHEMA, raw))
+        """``raw`` checked against :data:`OPTIONS_SCHEMA` and typed; :class:`ConfigError` if invalid.
+
+        A control character (a newline above all) would end an ``#SBATCH`` line and start another.
+        """
+        problems = list(_control_characters(check_options(OPTIONS_SCHEMA, raw)))
+        if problems:
+            raise ConfigError("; ".join(problems))
+        return cls.from_mapping(raw)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _control_characters(raw: Mapping[str, Any]) -> Iterator[str]:
+    for key, value in raw.items():
+        values = enumerate(value) if isinstance(value, list) else [(None, value)]
+        for index, item in values:
+            found = _CONTROL.search(item) if isinstance(item, str) else None
+            if found:
+                where = f"backend.options.{key}" + ("" if index is None else f"[{index}]")
+                yield f"{where}: {item!r} holds the control character {found.group()!r} (it would end the #SBATCH line)"
 
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

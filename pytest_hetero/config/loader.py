@@ -139,6 +139,9 @@ def _backend_problems(section: object, path: str) -> list[str]:
     except UnavailableError:
         return []  # as above: reported when the platform is selected
     except ConfigError as exc:
+        found = str(exc).split("; ")
+        if all(p.startswith("backend.options") for p in found):  # already with their paths
+            return [path + p.removeprefix("backend") for p in found]
         return [f"{path}.options: {exc}"]
     return []
 
