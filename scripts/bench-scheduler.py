@@ -1,0 +1,108 @@
+"""The scheduler's cost per job against the number queued, and 2,000 jobs in flight in one process.
+
+``per-job``: N jobs planned at once on an instant backend (every job has
+finished by its first poll), ``max_jobs: 10``, real file-lock slots in a run
+directory; each is waited for in order, as the tests would. Prints the
+harness cost per job (plan + wait + slots + windows, no process started) at
+each N and the ratio of the largest N to the smallest.
+
+``in-flight``: N jobs submitted at once (``max_jobs`` N, no resource group) on
+a backend whose jobs stay running, polled 20 times; prints the process's peak
+RSS and its thread count.
+
+    .venv/bin/python scripts/bench-scheduler.py per-job --queued 500 10000
+    .venv/bin/python scripts/bench-scheduler.py in-flight --jobs 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from pytest_hetero.backends.base import Backend, JobHandle, JobOutput, JobSpec, JobState
+from pytest_hetero.config.models import Accelerator, BackendConfig, Platform
+from pytest_hetero.errors import HeteroError
+from pytest_hetero.isolation import Isolation
+from pytest_hetero.scheduler import Job, Scheduler
+
+
+class InstantBackend(Backend):
+    """Runs nothing: a job is ``state`` from the start."""
+
+    name = "instant"
+
+    def __init__(self, platform: Platform, state: JobState = JobState.COMPLETED) -> None:
+        super().__init__(platform)
+        self.state = state
+
+    def submit(self, spec: JobSpec) -> JobHandle:
+        return JobHandle(job_id=spec.name, spec=spec)
+
+    def status(self, handle: JobHandle) -> JobState:
+        return self.state
+
+    def statuses(self, handles: Sequence[JobHandle]) -> list[JobState | HeteroError]:
+        return [self.state] * len(handles)
+
+    def cancel(self, handle: JobHandle) -> None:
+        pass
+
+    def collect(self, handle: JobHandle) -> JobOutput:
+        raise NotImplementedError
+
+
+def _platform(max_jobs: int) -> Platform:
+    return Platform(
+        name="bench", accelerator=Accelerator(kind="cpu"), backend=BackendConfig(kind="local"), max_jobs=max_jobs
+    )
+
+
+def per_job_us(queued: int, run_dir: Path) -> float:
+    platform = _platform(10)
+    backend = InstantBackend(platform)
+    scheduler = Scheduler(lambda _: backend, Isolation(run_dir, host_dir=run_dir / "host"))
+    jobs = [Job(f"j{i}", JobSpec(f"j{i}", ("true",), run_dir, platform)) for i in range(queued)]
+    started = time.perf_counter()
+    scheduler.plan(jobs)
+    for job in jobs:
+        scheduler.wait_for(job)
+    return (time.perf_counter() - started) / queued * 1e6
+
+
+def in_flight(count: int, run_dir: Path) -> None:
+    platform = _platform(count)
+    backend = InstantBackend(platform, JobState.RUNNING)
+    scheduler = Scheduler(lambda _: backend, Isolation(run_dir, host_dir=run_dir / "host"))
+    scheduler.plan(Job(f"j{i}", JobSpec(f"j{i}", ("true",), run_dir, platform)) for i in range(count))
+    for _ in range(20):
+        scheduler.poll()
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"{len(scheduler.active_jobs)} jobs in flight: peak RSS {rss_mb:.0f} MB, {threading.active_count()} thread(s)"
+    )
+    scheduler.shutdown()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    sub.add_parser("per-job").add_argument("--queued", type=int, nargs="+", default=[500, 10000])
+    sub.add_parser("in-flight").add_argument("--jobs", type=int, default=2000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.what == "in-flight":
+            in_flight(args.jobs, Path(tmp))
+            return
+        costs = {n: per_job_us(n, Path(tmp) / str(n)) for n in args.queued}
+        for n, cost in costs.items():
+            print(f"{n} queued: {cost:.0f} us/job")
+        print(f"ratio {max(costs)} / {min(costs)} queued: {costs[max(costs)] / costs[min(costs)]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
