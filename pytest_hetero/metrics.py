@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from pytest_hetero.errors import CollectError
-from pytest_hetero.workloads.protocol import MetricsLineError, parse_metrics_line
+from pytest_hetero.workloads.protocol import METRICS_PREFIX, MetricsLineError, parse_metrics_line
 
 __all__ = ["AGGREGATES", "Metric", "MetricsRecord", "combine_repeats", "parse_metrics_record"]
 
@@ -112,14 +112,32 @@ def parse_metrics_record(text: str, source: Path | str) -> MetricsRecord:
     except MetricsLineError as exc:
         where = str(source) if exc.lineno is None else f"{source}:{exc.lineno}"
         raise CollectError(f"{where}: {exc.reason}") from exc
-    metrics = dict(_metric(entry) for entry in data["metrics"])
+    where = f"{source}:{_record_line(text)}"
+    metrics: dict[str, Metric] = {}
+    first: dict[str, int] = {}
+    for index, entry in enumerate(data["metrics"]):
+        name = entry["name"]
+        if name in first:  # not last-one-wins: which of the two was meant is the workload's bug
+            raise CollectError(f"{where}: metric {name!r} is given twice: metrics[{first[name]}] and metrics[{index}]")
+        first[name] = index
+        metrics[name] = _metric(entry, f"{where}: metrics[{index}]")
     extra = {k: v for k, v in data.items() if k != "metrics"}
     return MetricsRecord(metrics=metrics, extra=extra)
 
 
-def _metric(entry: Mapping[str, Any]) -> tuple[str, Metric]:
-    """A checked entry (see parse_metrics_line) as a Metric; non-finite values become missing."""
+def _record_line(text: str) -> int:
+    """The line number of the metrics line parse_metrics_line read: the last one."""
+    return max(n for n, line in enumerate(text.splitlines(), 1) if line.startswith(METRICS_PREFIX))
+
+
+def _metric(entry: Mapping[str, Any], where: str) -> Metric:
+    """A checked entry (see parse_metrics_line) as a Metric; NaN and infinities are errors, null is 'not measured'."""
     value = entry.get("value")
-    number = None if value is None or not math.isfinite(value) else float(value)
     name: str = entry["name"]
-    return name, Metric(name, number, entry.get("unit", ""), entry.get("higher_is_better", True))
+    if value is not None and not math.isfinite(value):
+        raise CollectError(
+            f"{where}: metric {name!r} has the non-finite value {value} (the measurement went wrong); "
+            "a metric not measured is null"
+        )
+    number = None if value is None else float(value)
+    return Metric(name, number, entry.get("unit", ""), entry.get("higher_is_better", True))

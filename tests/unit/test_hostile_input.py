@@ -159,3 +159,19 @@ def test_cli_on_deeply_nested_json_is_a_usage_error(tmp_path: Path, command: str
         assert done.returncode == 4, done.stderr
         assert "Traceback" not in done.stderr and "RecursionError" not in done.stderr
         assert f"{target.name}: cannot read the report: JSON nested" in done.stderr
+
+
+def test_nan_metric_without_reference_fails_the_case(pytester: pytest.Pytester) -> None:
+    pytester.makefile(
+        ".py", work='print(\':::HETERO_METRICS {"metrics": [{"name": "throughput_sps", "value": NaN}]}\')\n'
+    )
+    pytester.makepyfile(
+        test_b="import pytest\n@pytest.mark.hetero(command=['python', 'work.py'])\ndef test_b(hetero_result): pass\n"
+    )
+    result = pytester.runpytest("--hetero-json=report.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*collect: *stdout.log:1: metrics[[]0[]]: metric 'throughput_sps' has the non-finite*"]
+    )
+    record = json.loads((pytester.path / "report.json").read_text())["results"][0]
+    assert record["error"]["stage"] == "collect"

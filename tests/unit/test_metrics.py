@@ -41,3 +41,17 @@ def test_malformed_lines_say_where(line: str, problem: str) -> None:
 def test_no_record_at_all() -> None:
     with pytest.raises(CollectError, match="printed no ':::HETERO_METRICS' line"):
         parse_metrics_record("just text", "out.log")
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_value_is_an_error_not_missing(token: str) -> None:
+    """Python's json reads these tokens; a NaN throughput must fail the case even without a reference."""
+    with pytest.raises(CollectError, match=r"collect: log:2: metrics\[0\]: metric 't' has the non-finite value"):
+        parse_metrics_record("first\n" + GOOD.replace("1.5", token), "log")
+
+
+def test_duplicate_metric_names_name_both_entries() -> None:
+    entries = '[{"name": "t", "value": 1}, {"name": "u", "value": 2}, {"name": "t", "value": 3}]'
+    line = ':::HETERO_METRICS {"metrics": ' + entries + "}"
+    with pytest.raises(CollectError, match=r"log:3: metric 't' is given twice: metrics\[0\] and metrics\[2\]"):
+        parse_metrics_record("a\nb\n" + line, "log")
