@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from pytest_hetero.errors import HeteroError
+from pytest_hetero.jobs import TimeLimits
 from pytest_hetero.redact import scrub
 from pytest_hetero.session import BENCH_KEY, HeteroSession
 
@@ -45,7 +46,7 @@ def render_dry_run(session: pytest.Session, hetero: HeteroSession) -> None:
             not_rendered.append((item.nodeid, reason))
             continue
         try:
-            text = hetero.dry_run_text(item, bench)
+            text = TimeLimits.of(bench).describe() + "\n" + hetero.dry_run_text(item, bench)
         except HeteroError as exc:
             item.stash[RENDER_ERROR_KEY] = f"--hetero-dry-run: cannot render the job: {exc}"
             text = f"cannot render: {exc}"

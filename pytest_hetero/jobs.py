@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,13 +22,14 @@ from pathlib import Path
 import pytest
 
 from pytest_hetero.backends.base import Backend, JobSpec
+from pytest_hetero.bundle import Bundle, build_bundle, bundle_environment, shipped_argv
 from pytest_hetero.config.models import Platform
 from pytest_hetero.fingerprint import Fingerprints, fingerprints
 from pytest_hetero.launchers import get_launcher
 from pytest_hetero.markers import Declaration
 from pytest_hetero.workloads.protocol import job_environment, repeat_seed
 
-__all__ = ["Benchmark", "build_jobspec", "case_key", "job_workdir", "will_skip"]
+__all__ = ["Benchmark", "TimeLimits", "build_jobspec", "case_key", "job_workdir", "will_skip"]
 
 
 @dataclass(frozen=True)
@@ -45,15 +47,53 @@ class Benchmark:
         test_dir = self.references_path.parent  # the job's working directory
         return fingerprints(self.declaration.workload, self.platform, test_dir)
 
+    @functools.cached_property
+    def bundle(self) -> Bundle:
+        """The workload's code as it travels with the job; built when its first job is."""
+        return build_bundle(self.declaration.workload, self.references_path.parent)
+
+
+@dataclass(frozen=True)
+class TimeLimits:
+    """Two bounds: the platform's on the whole job, the test's on the workload inside it.
+
+    The platform's ``resources.time_limit_min`` bounds the job as the backend sees it
+    (Slurm's ``--time``, a Pod's deadline, a local process): start-up, compilation
+    (a CS-2 compiles for tens of minutes) and the workload. The test's ``timeout_min``
+    bounds the workload alone: its command runs under ``timeout`` (coreutils), which
+    ends it with exit status 124. Time waiting in a queue counts against neither:
+    each backend bounds it apart (Slurm's ``queue_timeout_min``, Kubernetes' ``pending_timeout_s``).
+    """
+
+    job_s: float
+    workload_s: float | None
+
+    @classmethod
+    def of(cls, bench: Benchmark) -> TimeLimits:
+        timeout_min = bench.declaration.timeout_min
+        return cls(bench.platform.time_limit_s, None if timeout_min is None else timeout_min * 60.0)
+
+    def bounded(self, argv: Sequence[str]) -> tuple[str, ...]:
+        """``argv`` under the workload's bound; as it is when only the job's applies."""
+        if self.workload_s is None or self.workload_s >= self.job_s:
+            return tuple(argv)
+        kill_after_s = min(30, max(1, math.ceil(self.workload_s / 10)))  # then SIGKILL
+        return ("timeout", f"--kill-after={kill_after_s}", f"{math.ceil(self.workload_s)}", *argv)
+
+    def describe(self) -> str:
+        """One line for the dry run."""
+        job = f"job {self.job_s / 60:g} min (resources.time_limit_min: start-up and compilation included)"
+        if self.workload_s is None:
+            return f"time limits: {job}; workload: the job's (the test sets no timeout_min)"
+        capped = "" if self.workload_s < self.job_s else ", capped by the job's"
+        return f"time limits: {job}; workload {self.workload_s / 60:g} min (the test's timeout_min{capped})"
+
 
 def build_jobspec(
     item: pytest.Item, bench: Benchmark, backend: Backend, *, run_id: str, workdir: Path, repeat: int = 0
 ) -> JobSpec:
     """The job of repeat ``repeat`` (0: the first) of ``bench`` on its platform's ``backend``, after the hook."""
     platform, workload = bench.platform, bench.declaration.workload
-    timeout_s = platform.time_limit_s
-    if bench.declaration.timeout_min is not None:
-        timeout_s = min(timeout_s, bench.declaration.timeout_min * 60.0)
     _ = bench.fingerprints  # taken now: the code as submitted, not as it is when the result arrives
     env = job_environment(
         config_json=workload.config_json,
@@ -66,15 +106,23 @@ def build_jobspec(
         repeat=repeat + 1,
         seed=repeat_seed(workload.seed, repeat),
     )
-    argv = get_launcher(platform).command(workload, backend.launch_context())
+    argv: Sequence[str] = get_launcher(platform).command(workload, backend.launch_context())
+    root = backend.bundle_root(workdir)
+    if root is None:
+        argv = absolute_paths(argv, workload.command, item.path.parent)
+    else:  # the workload travels with the job: its code is found in the bundle
+        argv = shipped_argv(argv, workload.command, item.path.parent, root)
+        env.update(bundle_environment(root))
+    limits = TimeLimits.of(bench)
     spec = JobSpec(
         name=f"{bench.test_key.rsplit('::', 1)[-1]}[{platform.name}]",
-        argv=absolute_paths(argv, workload.command, item.path.parent),
+        argv=limits.bounded(argv),
         workdir=workdir,
         platform=platform,
         env=env,
-        timeout_s=timeout_s,
+        timeout_s=limits.job_s,
         cwd=item.path.parent,
+        bundle=None if root is None else bench.bundle,
     )
     modified = item.config.hook.pytest_hetero_modify_jobspec(spec=spec, item=item)
     return modified if isinstance(modified, JobSpec) else spec

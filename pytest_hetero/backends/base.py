@@ -28,6 +28,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
 
+from pytest_hetero.bundle import Bundle
 from pytest_hetero.config.models import Platform, ResourceGroup
 from pytest_hetero.errors import ConfigError, HeteroError, JobFailedError, JobTimeoutError, StageError
 from pytest_hetero.launchers.base import LaunchContext
@@ -77,6 +78,8 @@ class JobSpec:
     timeout_s: float = 3600.0
     #: Working directory of the workload (the test file's directory); logs go to ``workdir``.
     cwd: Path | None = None
+    #: The workload's code, for a backend that ships it (:meth:`Backend.bundle_root`); None: not shipped.
+    bundle: Bundle | None = None
 
     @property
     def stdout_path(self) -> Path:
@@ -277,6 +280,14 @@ class Backend(ABC):
             nodes=self.platform.resources.nodes,
             ranks_per_node=max(self.platform.accelerators_per_node, 1),
         )
+
+    def bundle_root(self, workdir: Path) -> str | None:
+        """Where the job of work directory ``workdir`` finds the workload bundle; None: not shipped.
+
+        The default ships nothing: the job runs with the Python that runs pytest. Backends whose
+        jobs run elsewhere (Slurm, Kubernetes) ship :mod:`pytest_hetero.bundle` and say where.
+        """
+        return None
 
     def pending_reason(self, handle: JobHandle) -> str:
         """Why a queued job does not start yet, if the backend knows ("" otherwise); never blocks."""

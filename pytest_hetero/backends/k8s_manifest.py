@@ -29,6 +29,7 @@ import yaml
 
 from pytest_hetero.accelerators import accelerator_kind
 from pytest_hetero.backends.base import JobSpec
+from pytest_hetero.backends.k8s_bundle import bundle_mount, bundle_volume
 from pytest_hetero.backends.k8s_options import K8sOptions
 from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import ConfigError
@@ -174,7 +175,7 @@ def _pod_spec(platform: Platform, spec: JobSpec, options: K8sOptions) -> Json:
     security = _pod_security(options)
     if security:
         pod["securityContext"] = security
-    volumes = _volumes(platform, options)
+    volumes = _volumes(platform, options) + ([bundle_volume(spec.bundle)] if spec.bundle else [])
     if volumes:
         pod["volumes"] = volumes
     return pod
@@ -217,7 +218,7 @@ def _container(platform: Platform, spec: JobSpec, options: K8sOptions) -> Json:
         container["imagePullPolicy"] = options.image_pull_policy
     if options.working_dir:
         container["workingDir"] = options.working_dir
-    mounts = _mounts(platform, options)
+    mounts = _mounts(platform, options) + ([bundle_mount(options.bundle_mount_path)] if spec.bundle else [])
     if mounts:
         container["volumeMounts"] = mounts
     if options.security_context is None and options.run_as_user != 0:

@@ -52,6 +52,11 @@ OPTIONS_SCHEMA: dict[str, Any] = {
         "volumes": _OBJECTS,
         "volume_mounts": _OBJECTS,
         "working_dir": _NAME,
+        "bundle_mount_path": {
+            "type": "string",
+            "pattern": "^/",
+            "description": "where the pod mounts the workload bundle (its PYTHONPATH)",
+        },
         "run_as_user": {"type": "integer", "minimum": 0, "description": "0 drops the non-root default"},
         "security_context": {"type": "object", "description": "pod securityContext replacing the default"},
         "labels": _STR_MAP,
@@ -90,6 +95,8 @@ class K8sOptions(BackendOptions):
     volumes: tuple[Mapping[str, Any], ...] = ()
     volume_mounts: tuple[Mapping[str, Any], ...] = ()
     working_dir: str | None = None
+    #: Where the workload bundle's ConfigMap is mounted (:mod:`.k8s_bundle`).
+    bundle_mount_path: str = "/opt/pytest-hetero/bundle"
     run_as_user: int = 1000
     security_context: Mapping[str, Any] | None = None
     labels: Mapping[str, str] = field(default_factory=dict)

@@ -41,6 +41,7 @@ from pytest_hetero.backends.slurm_script import (
     render_batch_script,
     time_limit_min,
 )
+from pytest_hetero.bundle import checking_bundle
 from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import HeteroError, JobFailedError, SubmitError, TeardownError
 from pytest_hetero.launchers.base import LaunchContext, Rendezvous
@@ -146,8 +147,12 @@ class SlurmBackend(Backend):
         return dataclasses.replace(super().launch_context(), rendezvous=rendezvous)
 
     # -- submit -------------------------------------------------------------
+    def bundle_root(self, workdir: Path) -> str:
+        """The workload bundle goes into the job's work directory, which the compute nodes must share."""
+        return str(workdir / "bundle")
+
     def render(self, spec: JobSpec) -> str:
-        return render_batch_script(spec, self.options)
+        return render_batch_script(checking_bundle(spec, self.bundle_root(spec.workdir)), self.options)
 
     def submit(self, spec: JobSpec) -> SlurmJobHandle:
         script = self._write_script(spec)
@@ -162,8 +167,10 @@ class SlurmBackend(Backend):
         return handle
 
     def _write_script(self, spec: JobSpec) -> Path:
-        text = render_batch_script(spec, self.options)
+        text = self.render(spec)
         spec.workdir.mkdir(parents=True, exist_ok=True)
+        if spec.bundle is not None:
+            spec.bundle.write(Path(self.bundle_root(spec.workdir)))
         path = spec.workdir / "batch.sh"
         path.write_text(text)
         return path

@@ -34,6 +34,7 @@ T = TypeVar("T")
 RESOURCES = {
     "v1/pods": kmock.ResourceInfo(kind="Pod", namespaced=True, subresources={"status", "log"}),
     "v1/events": kmock.ResourceInfo(kind="Event", namespaced=True),
+    "v1/configmaps": kmock.ResourceInfo(kind="ConfigMap", namespaced=True),
     "batch/v1/jobs": kmock.ResourceInfo(kind="Job", namespaced=True, subresources={"status"}),
     "graphcore.ai/v1alpha1/ipujobs": kmock.ResourceInfo(kind="IPUJob", namespaced=True, subresources={"status"}),
 }

@@ -9,16 +9,20 @@ They talk to the kmock API server over HTTP, as the real components do:
 * the container: its command runs as a local process (the image is ignored),
   stdout and stderr go to its log, the exit code and phase are written back,
   ``activeDeadlineSeconds`` is enforced (``DeadlineExceeded``), and deleting
-  the pod kills the process group.
+  the pod kills the process group;
+* ConfigMap volumes: their items are written at the mount path (when that is
+  under the temporary directory: the process shares the host's filesystem).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import re
 import signal
+import tempfile
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,6 +144,7 @@ class Kubelet:
 
     async def _run(self, pod: Json) -> None:
         key, container, started = _key(pod), pod["spec"]["containers"][0], now_iso()
+        await self._mount_config_maps(pod, container)
         self.processes[key] = await self._start(pod, container)
         await self.http.patch_status(pod, "pods", _running(container, started))
         outcome: dict[str, str] = {}
@@ -165,6 +170,26 @@ class Kubelet:
                 cwd=log.parent,
                 start_new_session=True,
             )
+
+    async def _mount_config_maps(self, pod: Json, container: Json) -> None:
+        """Write each ConfigMap volume's items at its mount path, as the kubelet does.
+
+        Only mount paths under the temporary directory: the local process sees the
+        host's filesystem, so a test points the mount somewhere of its own.
+        """
+        volumes = {v["name"]: v["configMap"] for v in pod["spec"].get("volumes", []) if "configMap" in v}
+        for mount in container.get("volumeMounts", []):
+            source = volumes.get(mount["name"])
+            if source is None or not mount["mountPath"].startswith(tempfile.gettempdir()):
+                continue
+            path = path_of("v1", "configmaps", pod["metadata"]["namespace"], source["name"])
+            _, config_map = await self.http.request("GET", path)
+            contents = {k: v.encode() for k, v in (config_map.get("data") or {}).items()}
+            contents.update({k: base64.b64decode(v) for k, v in (config_map.get("binaryData") or {}).items()})
+            for item in source.get("items") or [{"key": key, "path": key} for key in contents]:
+                target = Path(mount["mountPath"]) / item["path"]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(contents[item["key"]])
 
     def _environment(self, pod: Json, container: Json) -> dict[str, str]:
         env = {

@@ -438,5 +438,6 @@ def test_relative(hetero_result):
     )
     result.assert_outcomes(passed=1)
     record = json.loads((live_pytester.path / "out.json").read_text())["results"][0]
-    assert record["job"]["argv"][-1] == str(live_pytester.path / "prog.py")
+    workdir = Path(record["job"]["logs"]["batch_script"]).parent
+    assert record["job"]["argv"][-1] == str(workdir / "bundle" / "workload" / "prog.py")  # the bundle's copy
     assert record["workload"]["command"] == ["python", "prog.py"]  # the portable form
