@@ -117,16 +117,25 @@ def parse_preset_config(
     defaults: Mapping[str, ConfigValue],
     presets: Mapping[str, Mapping[str, ConfigValue]],
     prog: str | None = None,
+    recipes: Mapping[str, Mapping[str, ConfigValue]] | None = None,
 ) -> dict[str, ConfigValue]:
-    """``parse_config`` where the ``preset`` key picks a named set of defaults.
+    """``parse_config`` where the ``preset`` key picks a named set of defaults, then ``recipe`` another.
 
-    Keys given explicitly override the preset's values, so a test can run
-    ``{"preset": "subset", "epochs": 2}``. Raises WorkloadConfigError for an unknown preset.
+    Keys given explicitly override the preset's and the recipe's values, so a
+    test can run ``{"preset": "subset", "epochs": 2}``; a recipe (the optimiser
+    and its schedule: ``{"recipe": "lamb"}``) overrides the preset's. Raises
+    WorkloadConfigError for an unknown preset or recipe.
     """
     chosen = str(parse_config(argv, defaults, prog)["preset"])
     if chosen not in presets:
         raise WorkloadConfigError(f"config key 'preset' must be one of {', '.join(presets)}; got {chosen!r}")
-    return parse_config(argv, {**defaults, **presets[chosen]}, prog)
+    with_preset = {**defaults, **presets[chosen]}
+    if not recipes:
+        return parse_config(argv, with_preset, prog)
+    recipe = str(parse_config(argv, with_preset, prog)["recipe"])
+    if recipe not in recipes:
+        raise WorkloadConfigError(f"config key 'recipe' must be one of {', '.join(recipes)}; got {recipe!r}")
+    return parse_config(argv, {**with_preset, **recipes[recipe]}, prog)
 
 
 def exit_config_error(prog: str, exc: WorkloadConfigError) -> NoReturn:
@@ -146,6 +155,9 @@ def _argument_parser(defaults: Mapping[str, ConfigValue], prog: str | None) -> a
     )
     parser.add_argument("--config", metavar="PATH", help="JSON file with config keys")
     parser.add_argument("--config-json", metavar="JSON", help="config keys as a JSON object")
+    parser.add_argument(
+        "--describe", action="store_true", help="print the workload card (JSON, built on the meta device) and exit"
+    )
     return parser
 
 

@@ -5,8 +5,8 @@ Run it as::
     python -m pytest_hetero.workloads.cosmoflow --config-json '{"preset": "tiny"}'
 
 The model is the MLPerf HPC reference (``cosmoflow/models/cosmoflow.py``)
-in plain torch: five blocks of Conv3d (kernel 2, "same" padding, 32·2^i
-filters), LeakyReLU(0.3), MaxPool3d(2); then dense 128 and 64 with
+in plain torch: five blocks of Conv3d (kernel 3 as the reference since June
+2021, ``kernel_size``; "same" padding, 32·2^i filters), LeakyReLU(0.3), MaxPool3d(2); then dense 128 and 64 with
 dropout 0.5, and 4 outputs ``1.2·tanh``. Loss MSE, quality metric the mean
 absolute error (``eval_error``, target 0.124). SGD with momentum 0.9, base
 learning rate 0.001 per 64 samples scaled linearly with the global batch,
@@ -31,10 +31,18 @@ from torch.utils.data import Dataset
 from pytest_hetero.workloads import data as datalib
 from pytest_hetero.workloads import training
 from pytest_hetero.workloads.accelerators import LrFactor, OptimizerSpec
-from pytest_hetero.workloads.common import ConfigValue, WorkloadConfigError
+from pytest_hetero.workloads.common import ConfigValue, WorkloadConfigError, check_min
 from pytest_hetero.workloads.datasets import CosmoFlowDataset, split_dir
 from pytest_hetero.workloads.distributed import DistEnv
-from pytest_hetero.workloads.harness import COMMON_DEFAULTS, Config, Quality, RunShape, WorkloadSpec
+from pytest_hetero.workloads.harness import (
+    COMMON_DEFAULTS,
+    Config,
+    Difference,
+    Quality,
+    RunShape,
+    WorkloadSpec,
+    smoke_test,
+)
 
 __all__ = ["DEFAULTS", "MLPERF_RULESET", "PRESETS", "SPEC", "CosmoFlow", "main"]
 
@@ -44,12 +52,14 @@ CONV_LAYERS = 5
 LR_DECAY_EPOCHS = (32, 64)
 LR_DECAY_FACTORS = (0.25, 0.125)
 LAYOUTS = ("hdf5", "numpy")
+REFERENCE_KERNEL_SIZE = 3
 
 DEFAULTS: dict[str, ConfigValue] = {
     **COMMON_DEFAULTS,
     "volume_size": 32,
     "batch_size": 2,
     "conv_size": 32,
+    "kernel_size": 3,  # the reference since June 2021 (v0.7 used 2)
     "dropout": 0.5,
     "lr_base": 0.001,
     "lr_base_batch_size": 64,
@@ -83,13 +93,13 @@ PRESETS: dict[str, dict[str, ConfigValue]] = {
 class CosmoFlow(nn.Module):
     """The MLPerf HPC CosmoFlow network for ``volume_size``³ × 4 inputs."""
 
-    def __init__(self, volume_size: int = 128, conv_size: int = 32, dropout: float = 0.5) -> None:
+    def __init__(self, volume_size: int = 128, conv_size: int = 32, dropout: float = 0.5, kernel_size: int = 3) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         channels = 4
         for index in range(CONV_LAYERS):
             width = conv_size * 2**index
-            layers += [nn.Conv3d(channels, width, 2, padding="same"), nn.LeakyReLU(0.3), nn.MaxPool3d(2)]
+            layers += [nn.Conv3d(channels, width, kernel_size, padding="same"), nn.LeakyReLU(0.3), nn.MaxPool3d(2)]
             channels = width
         self.features = nn.Sequential(*layers)
         flat = channels * (volume_size // 2**CONV_LAYERS) ** 3
@@ -114,12 +124,15 @@ def validate(config: Config) -> None:
     size = int(config["volume_size"])
     if size < 2**CONV_LAYERS or size & (size - 1):
         raise WorkloadConfigError(f"config key 'volume_size' must be a power of 2 >= {2**CONV_LAYERS}; got {size}")
+    check_min(config, "kernel_size", 1)
     if not 0 <= float(config["dropout"]) < 1:
         raise WorkloadConfigError("config key 'dropout' must be in [0, 1)")
 
 
 def build_model(config: Config) -> nn.Module:
-    return CosmoFlow(int(config["volume_size"]), int(config["conv_size"]), float(config["dropout"]))
+    return CosmoFlow(
+        int(config["volume_size"]), int(config["conv_size"]), float(config["dropout"]), int(config["kernel_size"])
+    )
 
 
 def synthetic_batch(
@@ -135,6 +148,14 @@ def datasets(config: Config, root: Path, env: DistEnv) -> tuple[Dataset[Any], Da
     train = CosmoFlowDataset(split_dir(root, "train"), layout, env, limit)
     evaluation = CosmoFlowDataset(split_dir(root, "validation"), layout, env, int(config["eval_samples"]))
     return train, evaluation
+
+
+def differences(config: Config) -> list[Difference]:
+    """What this config does differently from the MLPerf HPC reference."""
+    found = []
+    if int(config["kernel_size"]) != REFERENCE_KERNEL_SIZE:
+        found.append(Difference("kernel-size", f"Conv3d kernel {config['kernel_size']}, not the reference's 3"))
+    return found + smoke_test(config)
 
 
 def score(outputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, float]:
@@ -197,6 +218,8 @@ SPEC = WorkloadSpec(
     lr_factor=lr_factor,
     hyperparameters=hyperparameters,
     validate=validate,
+    differences=differences,
+    reference_recipe="reference",
 )
 
 

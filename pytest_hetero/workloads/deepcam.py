@@ -8,9 +8,15 @@ The model is the MLPerf HPC reference (``deepcam/src/deepCam/architecture``)
 in plain torch, built in :mod:`.deeplab`: a modified aligned Xception
 encoder (output stride 16), ASPP with rates 1/6/12/18 and a global-pool
 branch, and the deconvolution decoder, 16 input channels, 3 classes. Loss:
-cross-entropy with the reference's class weights (frequency^-0.125). Quality:
-the mean intersection-over-union per sample (``eval_accuracy``, target 0.82).
-AdamW (eps 1e-6) with a linear warm-up and one multi-step decay.
+cross-entropy with the reference's class weights (frequency^-0.125), the plain
+mean of the weighted per-pixel terms as the reference's ``utils/losses.py``.
+Quality: the mean intersection-over-union per sample (``eval_accuracy``,
+target 0.82). Recipes (``recipe``): ``lamb``, the reference's (LAMB, lr
+0.0055, 400 warm-up steps, ×0.1 at step 800 after it, weight decay 0.01) and
+``adamw`` (the default: AdamW, eps 1e-6, lr 0.001; also allowed in MLPerf's
+closed division). The reference's step counts are sized for a global batch of
+2048 (``lr_schedule_batch_size``): warm-up and milestone scale by 2048 over the
+run's global batch, so a schedule spans the same number of samples.
 
 The decoder concatenates 1/4-resolution features with the 1/16 ones upsampled
 4×, so height and width must be multiples of 16: ``tiny`` uses 64×96 (the
@@ -36,9 +42,17 @@ from pytest_hetero.workloads.common import ConfigValue, WorkloadConfigError, che
 from pytest_hetero.workloads.datasets import DeepCamDataset
 from pytest_hetero.workloads.deeplab import DeepLabV3Plus
 from pytest_hetero.workloads.distributed import DistEnv
-from pytest_hetero.workloads.harness import COMMON_DEFAULTS, Config, Quality, RunShape, WorkloadSpec
+from pytest_hetero.workloads.harness import (
+    COMMON_DEFAULTS,
+    Config,
+    Difference,
+    Quality,
+    RunShape,
+    WorkloadSpec,
+    smoke_test,
+)
 
-__all__ = ["CLASS_WEIGHTS", "DEFAULTS", "MLPERF_RULESET", "PRESETS", "SPEC", "main"]
+__all__ = ["CLASS_WEIGHTS", "DEFAULTS", "MLPERF_RULESET", "PRESETS", "RECIPES", "SPEC", "main"]
 
 MLPERF_RULESET = "3.0.0"  # HPC
 CHANNELS = 16
@@ -60,7 +74,16 @@ DEFAULTS: dict[str, ConfigValue] = {
     "lr_warmup_factor": 1.0,
     "lr_milestone_step": 800,
     "lr_decay_rate": 0.1,
+    "lr_schedule_batch_size": 2048,  # the global batch the step counts above are sized for
+    "recipe": "adamw",
 }
+
+#: ``recipe`` -> its keys. ``lamb`` is the MLPerf HPC reference's at global batch 2048.
+RECIPES: dict[str, dict[str, ConfigValue]] = {
+    "adamw": {},
+    "lamb": {"lr": 0.0055, "lr_warmup_steps": 400, "lr_milestone_step": 800, "weight_decay": 0.01},
+}
+LAMB_MAX_GRAD_NORM = 1.0  # fixed by the HPC rules
 
 PRESETS: dict[str, dict[str, ConfigValue]] = {
     "tiny": {"height": 64, "width": 96, "batch_size": 2, "train_samples": 4, "eval_samples": 2, "epochs": 2},
@@ -83,6 +106,7 @@ PRESETS: dict[str, dict[str, ConfigValue]] = {
         "epochs": 2,
         "warmup_steps": 5,
         "lr_warmup_steps": 16,
+        "lr_schedule_batch_size": 2,  # 16 warm-up steps of this short run, not scaled
         "stop_at_target": False,
     },
 }
@@ -95,6 +119,7 @@ def validate(config: Config) -> None:
             raise WorkloadConfigError(f"config key {key!r} must be a multiple of 16 (output stride 16)")
     check_min(config, "lr_warmup_factor", 1.0)
     check_min(config, "lr_warmup_steps", 0)
+    check_min(config, "lr_schedule_batch_size", 1)
 
 
 class WeightedCrossEntropy(nn.Module):
@@ -105,8 +130,9 @@ class WeightedCrossEntropy(nn.Module):
         self.register_buffer("weight", torch.tensor(CLASS_WEIGHTS))
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        weight = self.get_buffer("weight")
-        return nn.functional.cross_entropy(logits.float(), labels, weight=weight.to(logits.device))
+        weight = self.get_buffer("weight").to(logits.device)
+        # the plain mean of the weighted terms (reduction "mean" would divide by the summed weights)
+        return nn.functional.cross_entropy(logits.float(), labels, weight=weight, reduction="none").mean()
 
 
 def score(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
@@ -138,15 +164,23 @@ def datasets(config: Config, root: Path, env: DistEnv) -> tuple[Dataset[Any], Da
 
 
 def optimizer(config: Config, shape: RunShape) -> OptimizerSpec:
-    options = {"betas": (0.9, 0.999), "eps": 1e-6, "weight_decay": float(config["weight_decay"])}
+    options: dict[str, Any] = {"betas": (0.9, 0.999), "eps": 1e-6, "weight_decay": float(config["weight_decay"])}
+    if config["recipe"] == "lamb":
+        return OptimizerSpec("lamb", float(config["lr"]), {**options, "max_grad_norm": LAMB_MAX_GRAD_NORM})
     return OptimizerSpec("adamw", float(config["lr"]), options)
+
+
+def schedule_steps(config: Config, shape: RunShape) -> tuple[int, int]:
+    """Warm-up steps and milestone (steps after the warm-up), scaled from ``lr_schedule_batch_size``."""
+    scale = int(config["lr_schedule_batch_size"]) / shape.global_batch_size
+    return round(int(config["lr_warmup_steps"]) * scale), round(int(config["lr_milestone_step"]) * scale)
 
 
 def lr_factor(config: Config, shape: RunShape) -> LrFactor:
     """GradualWarmup (to ``lr × lr_warmup_factor``), then ×decay at the milestone."""
-    warmup = float(config["lr_warmup_steps"])
-    peak = float(config["lr_warmup_factor"])
-    milestone, rate = float(config["lr_milestone_step"]), float(config["lr_decay_rate"])
+    warmup_steps, milestone_step = schedule_steps(config, shape)
+    warmup, milestone = float(warmup_steps), float(milestone_step)
+    peak, rate = float(config["lr_warmup_factor"]), float(config["lr_decay_rate"])
 
     def factor(step: torch.Tensor) -> torch.Tensor:
         if warmup > 0:
@@ -160,19 +194,33 @@ def lr_factor(config: Config, shape: RunShape) -> LrFactor:
 
 
 def hyperparameters(config: Config, shape: RunShape) -> dict[str, Any]:
-    return {
+    warmup, milestone = schedule_steps(config, shape)
+    found: dict[str, Any] = {
         "batchnorm_group_size": 1,
-        "opt_name": "AdamW",
+        "opt_name": "LAMB" if config["recipe"] == "lamb" else "AdamW",
         "opt_lr": config["lr"],
         "opt_betas": [0.9, 0.999],
         "opt_eps": 1e-6,
         "opt_weight_decay": config["weight_decay"],
         "scheduler_type": "multistep",
-        "scheduler_milestones": [config["lr_milestone_step"]],
+        "scheduler_milestones": [milestone],
         "scheduler_decay_rate": config["lr_decay_rate"],
-        "scheduler_lr_warmup_steps": config["lr_warmup_steps"],
+        "scheduler_lr_warmup_steps": warmup,
         "scheduler_lr_warmup_factor": config["lr_warmup_factor"],
     }
+    if config["recipe"] == "lamb":
+        found.update(opt_bias_correction=True, opt_grad_averaging=True, opt_max_grad_norm=LAMB_MAX_GRAD_NORM)
+    return found
+
+
+def differences(config: Config) -> list[Difference]:
+    """What this config does differently from the MLPerf HPC reference."""
+    found = []
+    if config["recipe"] == "adamw":
+        found.append(Difference("optimizer-adamw", "AdamW instead of the reference's LAMB (closed allows both)", True))
+    if int(config["lr_schedule_batch_size"]) != 2048:
+        found.append(Difference("schedule-unscaled", "warm-up and milestone steps not sized for global batch 2048", True))
+    return found + smoke_test(config)
 
 
 SPEC = WorkloadSpec(
@@ -192,6 +240,9 @@ SPEC = WorkloadSpec(
     lr_factor=lr_factor,
     hyperparameters=hyperparameters,
     validate=validate,
+    differences=differences,
+    reference_recipe="lamb",
+    recipes=RECIPES,
 )
 
 

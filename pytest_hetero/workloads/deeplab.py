@@ -4,7 +4,9 @@ Layer for layer the reference ``deeplab_xception.py`` (output stride 16,
 batch norm, no pretrained weights), in plain torch. One change that does not
 alter the function: the global-pool branch of ASPP is broadcast to the
 feature map's size instead of tiled to the hard-coded 48×72, so other image
-sizes work too.
+sizes work too. The low-level features the decoder gets are taken after
+the ReLU that follows the first entry block, as the reference's in-place
+ReLU makes them.
 """
 
 from __future__ import annotations
@@ -103,9 +105,10 @@ class Xception(nn.Module):
                 nn.init.kaiming_normal_(module.weight)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        low_level = self.block1(self.stem(x))
-        x = self.entry(self.relu(low_level))
-        return self.exit(self.middle(x)), low_level
+        # the reference keeps block1's output as the low-level features, then applies an
+        # in-place ReLU to it: the decoder gets them after the ReLU
+        low_level = self.relu(self.block1(self.stem(x)))
+        return self.exit(self.middle(self.entry(low_level))), low_level
 
 
 class Bottleneck(nn.Module):

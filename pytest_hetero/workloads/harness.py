@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,13 @@ from pytest_hetero.workloads.protocol import ACCELERATOR_KIND_ENV
 __all__ = [
     "COMMON_DEFAULTS",
     "Config",
+    "Difference",
     "Quality",
     "RunShape",
     "WorkloadSpec",
     "adapter_settings",
+    "eval_due",
+    "smoke_test",
     "validate_common",
 ]
 
@@ -49,6 +52,8 @@ COMMON_DEFAULTS: dict[str, ConfigValue] = {
     "eval_steps": 0,  # eval batches; 0: from eval_samples
     "warmup_steps": 1,  # first steps left out of the steady-state throughput
     "stop_at_target": True,  # stop when the quality target is reached (else run every epoch)
+    "eval_start_epoch": 1,  # first epoch that ends with an evaluation (the last epoch always does)
+    "eval_every_epochs": 1,  # then every this many epochs
     "precision": "fp32",
     "channels_last": False,
     "device": "auto",  # auto: $HETERO_ACCELERATOR_KIND, else cuda when available, else cpu
@@ -83,6 +88,22 @@ class Quality:
 
     def reached(self, value: float) -> bool:
         return value >= self.target if self.higher_is_better else value <= self.target
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A deliberate difference from the MLPerf reference, named in the card, MLLOG and provenance.
+
+    ``closed_ok``: the MLPerf closed-division rules allow it (e.g. SGD instead of
+    LARS for ResNet-50), so the run still logs ``submission_division: closed``.
+    """
+
+    id: str
+    text: str
+    closed_ok: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "text": self.text, "closed_ok": self.closed_ok}
 
 
 @dataclass(frozen=True)
@@ -125,6 +146,24 @@ class WorkloadSpec:
     infer: Callable[[Config, Callable[[torch.Tensor], torch.Tensor], torch.Tensor], torch.Tensor] | None = None
     eval_batch_size: Callable[[Config], int] | None = None  # default: the training batch size
     synthetic_eval_batch: Callable[[Config, int, torch.Generator, torch.device], Batch] | None = None
+    differences: Callable[[Config], list[Difference]] = lambda _config: []
+    reference_recipe: str = ""  # the config's ``recipe`` that follows the MLPerf reference
+    #: ``recipe`` name -> the config keys it sets (over the preset's, under explicit keys)
+    recipes: Mapping[str, Mapping[str, ConfigValue]] = field(default_factory=dict)
+
+
+def smoke_test(config: Config) -> list[Difference]:
+    """The difference every preset but ``standard`` makes: MLPerf's sizes, epochs and schedule scaled down."""
+    if config["preset"] == "standard":
+        return []
+    text = f"preset {config['preset']!r} is a smoke test: sizes, epochs and evaluation schedule scaled down"
+    return [Difference("smoke-test-preset", text, closed_ok=True)]
+
+
+def eval_due(config: Config, epoch: int) -> bool:
+    """Whether ``epoch`` (1-based) ends with an evaluation: the reference's start and interval, and the last."""
+    start, every = int(config["eval_start_epoch"]), int(config["eval_every_epochs"])
+    return epoch == int(config["epochs"]) or (epoch >= start and (epoch - start) % every == 0)
 
 
 def validate_common(config: Config, layouts: tuple[str, ...]) -> None:
@@ -136,7 +175,8 @@ def validate_common(config: Config, layouts: tuple[str, ...]) -> None:
     check_choice(config, "data", ("synthetic", "real"))
     check_choice(config, "data_layout", ("auto", *layouts))
     check_choice(config, "submission_status", SUBMISSION_STATUSES)
-    for key in ("epochs", "batch_size", "eval_samples", "ipu_device_iterations", "ipu_replicas"):
+    positive = ("epochs", "batch_size", "eval_samples", "ipu_device_iterations", "ipu_replicas")
+    for key in (*positive, "eval_start_epoch", "eval_every_epochs"):
         check_min(config, key, 1)
     for key in ("train_samples", "train_steps", "eval_steps", "warmup_steps", "threads", "loader_workers"):
         check_min(config, key, 0)

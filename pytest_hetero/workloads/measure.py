@@ -3,11 +3,12 @@
 Stdlib at import time (torch is imported inside the FLOP counter), so
 :mod:`.common` can re-export :func:`peak_rss_mb`.
 
-Model FLOPs are counted once, by ``torch.utils.flop_counter.FlopCounterMode``
-over one forward + backward pass of a copy of the model built on the
-``meta`` device: no memory, no time on the accelerator, and the same count
-on every platform. Only matrix multiplications and convolutions are counted,
-as MFU conventionally does. MFU needs the platform's peak: the plugin passes
+Model FLOPs are counted once, by :func:`.flops.count_train_flops` (torch's
+``FlopCounterMode`` with a convolution-backward formula that is right for
+grouped convolutions) over one forward + backward pass of a copy of the model
+built on the ``meta`` device: no memory, no time on the accelerator, and the
+same count on every platform. Only matrix multiplications and convolutions
+are counted, as MFU conventionally does. MFU needs the platform's peak: the plugin passes
 the catalogue's ``accelerator.peak_tflops`` as JSON in
 ``HETERO_PEAK_TFLOPS_JSON`` (e.g. ``{"bf16": 312, "fp32": 19.5}``, TFLOP/s per
 accelerator).
@@ -18,35 +19,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
+from pytest_hetero.workloads.flops import count_train_flops
 from pytest_hetero.workloads.protocol import PEAK_TFLOPS_ENV
 
 __all__ = ["count_train_flops", "mfu", "peak_rss_mb", "peak_tflops"]
-
-
-def count_train_flops(
-    build: Callable[[], Any], make_batch: Callable[[], tuple[Any, Any]], loss_fn: Any
-) -> float | None:
-    """FLOPs of one training step (forward + backward) on the batch ``make_batch`` returns.
-
-    ``build`` and ``make_batch`` run under ``torch.device("meta")``. Returns
-    None when an operator cannot run on meta tensors.
-    """
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    try:
-        with torch.device("meta"):
-            model = build()
-            inputs, targets = make_batch()
-        with FlopCounterMode(display=False) as counter:
-            loss_fn(model(inputs), targets).backward()
-    except (RuntimeError, NotImplementedError, TypeError):
-        return None
-    return float(counter.get_total_flops())
 
 
 def peak_tflops(precision: str, environ: Mapping[str, str] | None = None) -> float | None:

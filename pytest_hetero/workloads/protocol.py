@@ -181,13 +181,26 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def format_metrics_line(metrics: Iterable[WorkloadMetric], workload: str, config: Mapping[str, Any]) -> str:
-    """The final ``:::HETERO_METRICS`` line, strict JSON (no trailing newline)."""
-    record = {
+def format_metrics_line(
+    metrics: Iterable[WorkloadMetric],
+    workload: str,
+    config: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """The final ``:::HETERO_METRICS`` line, strict JSON (no trailing newline).
+
+    ``extra`` adds top-level keys beside ``metrics``, ``workload`` and ``config``
+    (which it cannot replace): the built-in workloads add their ``card`` and a
+    ``provenance`` object; the plugin keeps them as the result's
+    ``workload.reported`` and ``provenance.workload``.
+    """
+    record: dict[str, Any] = {
         "metrics": [m.to_json() for m in metrics],
         "workload": workload,
         "config": _json_safe(config),
     }
+    for key, value in (extra or {}).items():
+        record.setdefault(str(key), _json_safe(value))
     return METRICS_PREFIX + json.dumps(record, allow_nan=False, sort_keys=False)
 
 
@@ -196,10 +209,11 @@ def emit_metrics(
     workload: str,
     config: Mapping[str, Any],
     stream: TextIO | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write the metrics line to ``stream`` (stdout by default) and flush."""
+    """Write the metrics line to ``stream`` (stdout by default) and flush; ``extra``: see format_metrics_line."""
     out = sys.stdout if stream is None else stream
-    out.write(format_metrics_line(metrics, workload, config) + "\n")
+    out.write(format_metrics_line(metrics, workload, config, extra) + "\n")
     out.flush()
 
 

@@ -14,8 +14,13 @@ ones of :mod:`.training`.
 
 The model is defined here, not taken from torchvision, so every platform
 trains the identical network: bottlenecks [3, 4, 6, 3], stride on the 3x3
-convolution (v1.5). SGD with momentum, linear warm-up and polynomial (power 2)
-decay to 1e-4, label smoothing 0.1: the MLPerf SGD recipe.
+convolution (v1.5). Two recipes (``recipe``), both with linear warm-up,
+polynomial (power 2) decay to 1e-4 and label smoothing 0.1: ``sgd`` (the
+default: SGD with momentum, NVIDIA's MLPerf recipe) and ``lars``, the
+reference's (LARS, 5 warm-up epochs, weight decay 2e-4, base learning rate
+8.5 at global batch 2048 and 10.0 at 4096, scaled linearly from 2048 at
+other batches). Evaluation every 4 epochs as the reference in ``standard``
+(``eval_start_epoch`` 4, ``eval_every_epochs`` 4).
 
 Real data: ImageNet as an image folder (``train/<class>/*.JPEG`` and
 ``val/<class>/*``, decoded with Pillow), or the same tree with one
@@ -44,14 +49,25 @@ from pytest_hetero.workloads.accelerators import LrFactor, OptimizerSpec
 from pytest_hetero.workloads.common import ConfigValue, WorkloadConfigError, check_min
 from pytest_hetero.workloads.datasets import ImageFolderDataset, split_dir
 from pytest_hetero.workloads.distributed import DistEnv
-from pytest_hetero.workloads.harness import COMMON_DEFAULTS, Config, Quality, RunShape, WorkloadSpec
+from pytest_hetero.workloads.harness import (
+    COMMON_DEFAULTS,
+    Config,
+    Difference,
+    Quality,
+    RunShape,
+    WorkloadSpec,
+    smoke_test,
+)
 
-__all__ = ["DEFAULTS", "MLPERF_RULESET", "PRESETS", "SPEC", "ResNet50", "main"]
+__all__ = ["DEFAULTS", "LARS_REFERENCE_LR", "MLPERF_RULESET", "PRESETS", "RECIPES", "SPEC", "ResNet50", "main"]
 
 MLPERF_RULESET = "4.0.0"  # the newest training ruleset with a resnet benchmark
 END_LEARNING_RATE = 1e-4  # fixed by the MLPerf rules for SGD and LARS
 LR_DECAY_POLY_POWER = 2
 LAYOUTS = ("image", "npy")
+#: global batch -> LARS base learning rate of the reference's documented runs (README_tensorflow2.md)
+LARS_REFERENCE_LR = {2048: 8.5, 4096: 10.0}
+REFERENCE_EVAL_EVERY = 4  # epochs; the first evaluation after 1 to 4 epochs
 
 DEFAULTS: dict[str, ConfigValue] = {
     **COMMON_DEFAULTS,
@@ -65,9 +81,17 @@ DEFAULTS: dict[str, ConfigValue] = {
     "zero_init_residual": False,
     "lr": 0.01,  # batch 4; MLPerf-style runs scale it with the batch size
     "lr_warmup_steps": 0,
+    "lr_warmup_epochs": 0.0,  # > 0: the warm-up in epochs, in place of lr_warmup_steps
+    "recipe": "sgd",
     "momentum": 0.9,
     "weight_decay": 5e-5,
     "label_smoothing": 0.1,
+}
+
+#: ``recipe`` -> its keys; ``lars`` with ``lr`` 0 takes the reference's rate for the global batch.
+RECIPES: dict[str, dict[str, ConfigValue]] = {
+    "sgd": {},
+    "lars": {"lr": 0.0, "lr_warmup_steps": 0, "lr_warmup_epochs": 5.0, "weight_decay": 0.0002},
 }
 
 PRESETS: dict[str, dict[str, ConfigValue]] = {
@@ -83,6 +107,8 @@ PRESETS: dict[str, dict[str, ConfigValue]] = {
         "warmup_steps": 20,
         "lr": 0.256,  # 0.001 per sample of the batch, as NVIDIA's SGD recipe
         "lr_warmup_steps": 2 * 5005,
+        "eval_start_epoch": REFERENCE_EVAL_EVERY,
+        "eval_every_epochs": REFERENCE_EVAL_EVERY,
     },
     "subset": {
         "image_size": 224,
@@ -190,7 +216,7 @@ def validate(config: Config) -> None:
     """ResNet's own ranges; WorkloadConfigError naming the key."""
     check_min(config, "image_size", 32)  # five stride-2 stages need 32 px to leave 1x1
     check_min(config, "num_classes", 1)
-    for key in ("lr_warmup_steps", "lr", "momentum", "weight_decay", "label_smoothing"):
+    for key in ("lr_warmup_steps", "lr_warmup_epochs", "lr", "momentum", "weight_decay", "label_smoothing"):
         check_min(config, key, 0)
     steps = int(config["train_steps"])
     if steps and int(config["lr_warmup_steps"]) >= steps * int(config["epochs"]):
@@ -221,17 +247,30 @@ def score(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
     return float((logits.argmax(dim=1) == labels).sum()), float(labels.numel())
 
 
+def base_lr(config: Config, shape: RunShape) -> float:
+    """``lr``, or with LARS and ``lr`` 0 the reference's rate for the global batch."""
+    if float(config["lr"]) > 0 or config["recipe"] != "lars":
+        return float(config["lr"])
+    batch = shape.global_batch_size
+    return LARS_REFERENCE_LR.get(batch, LARS_REFERENCE_LR[2048] * batch / 2048)
+
+
+def warmup_steps(config: Config, shape: RunShape) -> int:
+    epochs = float(config["lr_warmup_epochs"])
+    return round(epochs * shape.steps_per_epoch) if epochs > 0 else int(config["lr_warmup_steps"])
+
+
 def optimizer(config: Config, shape: RunShape) -> OptimizerSpec:
     options = {"momentum": float(config["momentum"]), "weight_decay": float(config["weight_decay"])}
-    return OptimizerSpec("sgd", float(config["lr"]), options)
+    return OptimizerSpec(str(config["recipe"]), base_lr(config, shape), options)
 
 
 def lr_factor(config: Config, shape: RunShape) -> LrFactor:
     """Linear warm-up, then poly(2) decay to END_LEARNING_RATE (torch ops: traceable)."""
-    base_lr = float(config["lr"])
-    warmup = float(config["lr_warmup_steps"])
+    lr = base_lr(config, shape)
+    warmup = float(warmup_steps(config, shape))
     decay_steps = float(shape.total_steps) - warmup
-    end_factor = END_LEARNING_RATE / base_lr if base_lr > 0 else 0.0
+    end_factor = END_LEARNING_RATE / lr if lr > 0 else 0.0
 
     def factor(step: torch.Tensor) -> torch.Tensor:
         remaining = torch.clamp(1 - (step - warmup) / decay_steps, min=0.0)
@@ -242,20 +281,34 @@ def lr_factor(config: Config, shape: RunShape) -> LrFactor:
 
 
 def hyperparameters(config: Config, shape: RunShape) -> dict[str, Any]:
-    """The SGD keys required for resnet with opt_name sgd."""
-    warmup = int(config["lr_warmup_steps"])
-    return {
+    """The keys the rules require for resnet with opt_name sgd or lars."""
+    warmup, prefix, lr = warmup_steps(config, shape), str(config["recipe"]), base_lr(config, shape)
+    found: dict[str, Any] = {
         "model_bn_span": shape.batch_size,
-        "opt_name": "sgd",
-        "opt_base_learning_rate": config["lr"],
-        "sgd_opt_base_learning_rate": config["lr"],
-        "sgd_opt_end_learning_rate": END_LEARNING_RATE,
-        "sgd_opt_learning_rate_decay_poly_power": LR_DECAY_POLY_POWER,
-        "sgd_opt_learning_rate_decay_steps": shape.total_steps - warmup,
-        "sgd_opt_weight_decay": config["weight_decay"],
-        "sgd_opt_momentum": config["momentum"],
+        "opt_name": prefix,
+        "opt_base_learning_rate": lr,
+        f"{prefix}_opt_base_learning_rate": lr,
+        f"{prefix}_opt_end_learning_rate": END_LEARNING_RATE,
+        f"{prefix}_opt_learning_rate_decay_poly_power": LR_DECAY_POLY_POWER,
+        f"{prefix}_opt_learning_rate_decay_steps": shape.total_steps - warmup,
+        f"{prefix}_opt_weight_decay": config["weight_decay"],
+        f"{prefix}_opt_momentum": config["momentum"],
         "opt_learning_rate_warmup_epochs": warmup / shape.steps_per_epoch,
     }
+    if prefix == "lars":
+        found.update(lars_epsilon=0.0, lars_opt_learning_rate_warmup_epochs=warmup / shape.steps_per_epoch)
+    return found
+
+
+def differences(config: Config) -> list[Difference]:
+    """What this config does differently from the MLPerf reference."""
+    found = []
+    if config["recipe"] == "sgd":
+        found.append(Difference("optimizer-sgd", "SGD instead of the reference's LARS (closed allows both)", True))
+    start, every = int(config["eval_start_epoch"]), int(config["eval_every_epochs"])
+    if config["preset"] == "standard" and (every != REFERENCE_EVAL_EVERY or not 1 <= start <= REFERENCE_EVAL_EVERY):
+        found.append(Difference("eval-schedule", f"evaluation from epoch {start} every {every}, not every 4"))
+    return found + smoke_test(config)
 
 
 SPEC = WorkloadSpec(
@@ -275,6 +328,9 @@ SPEC = WorkloadSpec(
     lr_factor=lr_factor,
     hyperparameters=hyperparameters,
     validate=validate,
+    differences=differences,
+    reference_recipe="lars",
+    recipes=RECIPES,
 )
 
 

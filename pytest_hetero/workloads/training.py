@@ -30,6 +30,7 @@ import torch
 
 from pytest_hetero.workloads import data as datalib
 from pytest_hetero.workloads.accelerators import Adapter, MissingSDKError, Trainer, make_adapter
+from pytest_hetero.workloads.card import CARD_KEY, division, print_card, run_extra
 from pytest_hetero.workloads.common import (
     ConfigValue,
     StepTimer,
@@ -45,10 +46,11 @@ from pytest_hetero.workloads.harness import (
     RunShape,
     WorkloadSpec,
     adapter_settings,
+    eval_due,
     resolve_kind,
     validate_common,
 )
-from pytest_hetero.workloads.measure import count_train_flops, mfu, peak_rss_mb, peak_tflops
+from pytest_hetero.workloads.measure import mfu, peak_rss_mb, peak_tflops
 from pytest_hetero.workloads.mllog import MLLogger, make_mllogger
 from pytest_hetero.workloads.protocol import RUN_ID_ENV, WorkloadMetric, emit_metrics
 
@@ -68,6 +70,7 @@ class Run:
     time_to_train_s: float = math.nan
     staging: datalib.StagingResult | None = None
     flops_per_step: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # the card and provenance for the metrics record
 
 
 # --------------------------------------------------------------------------
@@ -205,6 +208,8 @@ def _train_to_target(
         run.loss = train_epoch(trainer, sources[0], run.timer, adapter, float(config["step_sleep_s"]))
         run.epoch_times_s.append(time.perf_counter() - started_s)
         mllog.end("epoch_stop", metadata=meta)
+        if not eval_due(config, epoch):
+            continue
         mllog.start("eval_start", metadata=meta)
         run.quality = evaluate(spec, config, trainer, sources[1], adapter)
         mllog.event(spec.quality.key, run.quality, metadata=meta)
@@ -218,10 +223,13 @@ def log_submission(mllog: MLLogger, spec: WorkloadSpec, config: Config) -> None:
     """The submission_* and cache_clear events of the MLPerf rules."""
     mllog.event("submission_benchmark", spec.benchmark)
     mllog.event("submission_org", config["submission_org"])
-    mllog.event("submission_division", "closed")
+    differences = spec.differences(config)
+    mllog.event("submission_division", division(differences))  # open once a difference leaves the closed rules
     mllog.event("submission_status", config["submission_status"])
     mllog.event("submission_platform", config["submission_platform"])
     mllog.event("cache_clear", True)
+    # not an MLPerf key (the checker skips unknown keys): says what differs from the reference, and why
+    mllog.event("hetero_deliberate_differences", [d.id for d in differences])
 
 
 def log_run_shape(mllog: MLLogger, spec: WorkloadSpec, config: Config, shape: RunShape) -> None:
@@ -244,8 +252,10 @@ def log_run_shape(mllog: MLLogger, spec: WorkloadSpec, config: Config, shape: Ru
         mllog.event(key, value)
 
 
-def run(spec: WorkloadSpec, config: Config, adapter: Adapter, env: DistEnv, mllog: MLLogger) -> list[WorkloadMetric]:
-    """One MLPerf-style run; returns the metrics (every rank computes them)."""
+def run(
+    spec: WorkloadSpec, config: Config, adapter: Adapter, env: DistEnv, mllog: MLLogger, extra: dict[str, Any] | None = None
+) -> list[WorkloadMetric]:
+    """One MLPerf-style run; returns the metrics (every rank computes them) and fills ``extra`` (card, provenance)."""
     mllog.start("init_start")
     log_submission(mllog, spec, config)
     torch.manual_seed(int(config["seed"]))
@@ -253,6 +263,8 @@ def run(spec: WorkloadSpec, config: Config, adapter: Adapter, env: DistEnv, mllo
     try:
         return _prepare_and_train(spec, config, adapter, env, mllog, result)
     finally:
+        if extra is not None:
+            extra.update(result.extra)
         if result.staging is not None and env.local_rank == 0:
             datalib.remove_staged(result.staging)  # node-local space is not ours to keep
 
@@ -267,7 +279,9 @@ def _prepare_and_train(
         spec.build_model(config), spec.loss_fn(config), spec.optimizer(config, shape), spec.lr_factor(config, shape)
     )
     result.timer.samples_per_step = shape.global_batch_size
-    result.flops_per_step = _flops_per_step(spec, config, shape)
+    result.extra = run_extra(spec, config, shape)
+    flops_per_sample = result.extra[CARD_KEY].get("flops_per_sample")
+    result.flops_per_step = None if flops_per_sample is None else flops_per_sample * shape.global_batch_size
     meter = EnergyMeter(open_counter(adapter.settings.kind, adapter.device.index or 0))
     adapter.synchronize()
     mllog.end("init_stop")
@@ -288,14 +302,6 @@ def _check_steady_steps(config: Config, shape: RunShape) -> None:
             f"config key 'warmup_steps' ({config['warmup_steps']}) leaves no steady step: the run has "
             f"{shape.total_steps} steps ({shape.epochs} epochs of {shape.steps_per_epoch})"
         )
-
-
-def _flops_per_step(spec: WorkloadSpec, config: Config, shape: RunShape) -> float | None:
-    def batch() -> Batch:
-        return spec.synthetic_batch(config, shape.batch_size, torch.Generator(), torch.device("meta"))
-
-    flops = count_train_flops(lambda: spec.build_model(config), batch, spec.loss_fn(config))
-    return None if flops is None else flops * shape.global_batch_size / shape.batch_size
 
 
 # --------------------------------------------------------------------------
@@ -365,10 +371,14 @@ def main(
     """Parse the config, set up the adapter, run, print the metrics record."""
     prog = f"python -m pytest_hetero.workloads.{spec.name}"
     env = dist_env()
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        config = parse_preset_config(sys.argv[1:] if argv is None else argv, defaults, presets, prog)
+        config = parse_preset_config(args, defaults, presets, prog, spec.recipes)
         validate_common(config, layouts)
         spec.validate(config)
+        if "--describe" in args:  # the card alone: nothing allocated, nothing run
+            print_card(spec, config)
+            return 0
         adapter = make_adapter(adapter_settings(config, spec.spatial_dims, resolve_kind(str(config["device"]))), env)
     except (WorkloadConfigError, ValueError, MissingSDKError) as exc:
         exit_config_error(prog, exc if isinstance(exc, WorkloadConfigError) else WorkloadConfigError(str(exc)))
@@ -377,12 +387,13 @@ def main(
     config = {**config, "device": adapter.settings.kind}
     config["submission_platform"] = str(config["submission_platform"]) or adapter.platform_name()
     mllog = make_mllogger(str(config["mllog_file"]), enabled=env.is_main)
+    extra: dict[str, Any] = {}
     try:
-        found = run(spec, config, adapter, env, mllog)
+        found = run(spec, config, adapter, env, mllog, extra)
     except WorkloadConfigError as exc:  # the data turned out not to fit the config
         exit_config_error(prog, exc)
     finally:
         adapter.close()
     if env.is_main:
-        emit_metrics(found, spec.name, config)
+        emit_metrics(found, spec.name, config, extra=extra)
     return 0

@@ -11,8 +11,13 @@ ReLU; transposed-convolution upsampling with skip connections; a 1³ output
 convolution to 3 classes. Loss: (Dice + cross-entropy) / 2 without the
 background class. Quality: the mean Dice of kidney and tumour
 (``eval_accuracy``, target 0.908), by sliding-window inference over whole
-cases (overlap 0.5, Gaussian weights). SGD with momentum 0.9, learning rate
-warmed up linearly from ``lr_initial`` to ``lr`` over ``lr_warmup_epochs``.
+cases as the reference's ``runtime/inference.py``: overlap 0.5, each case
+padded symmetrically with -2.2 to a whole number of strides, windows weighted
+by the cube root of a Gaussian (sigma 0.125 × patch) normalised to 1. SGD with
+Nesterov momentum 0.9, learning rate warmed up linearly from ``lr_initial`` to
+``lr`` over ``lr_warmup_epochs``. The reference evaluates from epoch 1000,
+every 20 epochs (``eval_start_epoch``, ``eval_every_epochs``: the ``standard``
+preset's values; the short presets evaluate every epoch).
 
 Five stride-2 stages need patches of at least 64³ (instance norm needs more
 than one voxel at the bottleneck), so the ``tiny`` preset uses 64³ patches;
@@ -39,14 +44,24 @@ from pytest_hetero.workloads.accelerators import LrFactor, OptimizerSpec
 from pytest_hetero.workloads.common import ConfigValue, WorkloadConfigError, check_min
 from pytest_hetero.workloads.datasets import Kits19Dataset, split_dir
 from pytest_hetero.workloads.distributed import DistEnv
-from pytest_hetero.workloads.harness import COMMON_DEFAULTS, Config, Quality, RunShape, WorkloadSpec
+from pytest_hetero.workloads.harness import (
+    COMMON_DEFAULTS,
+    Config,
+    Difference,
+    Quality,
+    RunShape,
+    WorkloadSpec,
+    smoke_test,
+)
 
-__all__ = ["DEFAULTS", "MLPERF_RULESET", "PRESETS", "SPEC", "UNet3D", "main", "sliding_window"]
+__all__ = ["DEFAULTS", "MLPERF_RULESET", "PRESETS", "SPEC", "UNet3D", "gaussian_window", "main", "sliding_window"]
 
 MLPERF_RULESET = "4.0.0"  # the newest training ruleset with unet3d
 FILTERS = (32, 64, 128, 256, 320)
 CLASSES = 3
 MIN_PATCH = 64
+PADDING_VALUE = -2.2  # the reference's padding of cases for sliding-window inference
+REFERENCE_EVAL = (1000, 20)  # start epoch, interval
 
 DEFAULTS: dict[str, ConfigValue] = {
     **COMMON_DEFAULTS,
@@ -74,6 +89,8 @@ PRESETS: dict[str, dict[str, ConfigValue]] = {
         "eval_samples": 42,
         "epochs": 4000,
         "warmup_steps": 20,
+        "eval_start_epoch": REFERENCE_EVAL[0],
+        "eval_every_epochs": REFERENCE_EVAL[1],
     },
     "subset": {
         "patch_size": 128,
@@ -168,35 +185,40 @@ def score(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
     return float(per_case.sum()), float(per_case.numel())
 
 
-def _starts(size: int, roi: int, stride: int) -> list[int]:
-    starts = list(range(0, size - roi + 1, stride))
-    return starts if starts[-1] == size - roi else [*starts, size - roi]
+def gaussian_window(roi: int, device: torch.device) -> torch.Tensor:
+    """The reference's weights: cube root of a 3-D Gaussian (sigma 0.125 roi), maximum 1."""
+    axis = torch.arange(roi, device=device, dtype=torch.float64) - (roi - 1) / 2
+    curve = torch.exp(-0.5 * (axis / (0.125 * roi)) ** 2)
+    cube = (curve[:, None, None] * curve[None, :, None] * curve[None, None, :]) ** (1 / 3)
+    return (cube / cube.max()).float()
 
 
-def _gaussian(roi: int, device: torch.device) -> torch.Tensor:
-    axis = torch.arange(roi, device=device, dtype=torch.float32) - (roi - 1) / 2
-    curve = torch.exp(-(axis**2) / (2 * (0.125 * roi) ** 2))
-    return (curve[:, None, None] * curve[None, :, None] * curve[None, None, :]).clamp_min(1e-4)
+def _pads(size: int, roi: int, stride: int) -> tuple[int, int]:
+    """(before, after): to a whole number of strides, at least one window."""
+    total = (stride - size % stride) % stride
+    total += stride if size + total < roi else 0
+    return total // 2, total - total // 2
 
 
 def sliding_window(
     config: Config, predict: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor
 ) -> torch.Tensor:
-    """Logits for whole cases from overlapping patches, Gaussian-weighted."""
+    """Logits for whole cases from overlapping patches, Gaussian-weighted, as the reference."""
     roi = int(config["patch_size"])
-    stride = max(1, int(roi * (1 - float(config["overlap"]))))
+    stride = int(roi * (1 - float(config["overlap"])))
     shape = image.shape[2:]
-    padded = F.pad(image, [p for n in reversed(shape) for p in (0, max(0, roi - n))])
-    weights = _gaussian(roi, image.device)
+    pads = [_pads(n, roi, stride) for n in shape]
+    padded = F.pad(image, [p for pair in reversed(pads) for p in pair], value=PADDING_VALUE)
+    weights = gaussian_window(roi, image.device)
     logits = torch.zeros((image.shape[0], CLASSES, *padded.shape[2:]), device=image.device)
     norm = torch.zeros(padded.shape[2:], device=image.device)
-    for z in _starts(padded.shape[2], roi, stride):
-        for y in _starts(padded.shape[3], roi, stride):
-            for x in _starts(padded.shape[4], roi, stride):
-                window = (slice(None), slice(None), slice(z, z + roi), slice(y, y + roi), slice(x, x + roi))
-                logits[window] += predict(padded[window]).to(logits.device) * weights
-                norm[window[2:]] += weights
-    return (logits / norm)[:, :, : shape[0], : shape[1], : shape[2]]
+    starts = [range(0, n - roi + 1, stride) for n in padded.shape[2:]]
+    for z, y, x in itertools.product(*starts):
+        window = (slice(None), slice(None), slice(z, z + roi), slice(y, y + roi), slice(x, x + roi))
+        logits[window] += predict(padded[window]).to(logits.device) * weights
+        norm[window[2:]] += weights
+    crop = [slice(None), slice(None), *(slice(before, before + n) for (before, _), n in zip(pads, shape, strict=True))]
+    return (logits / norm)[tuple(crop)]
 
 
 def validate(config: Config) -> None:
@@ -206,6 +228,8 @@ def validate(config: Config) -> None:
             raise WorkloadConfigError(f"config key {key!r} must be a multiple of 32 (five stride-2 stages)")
     if not 0 <= float(config["overlap"]) < 1:
         raise WorkloadConfigError("config key 'overlap' must be in [0, 1)")
+    if int(int(config["patch_size"]) * (1 - float(config["overlap"]))) < 1:
+        raise WorkloadConfigError("config key 'overlap' leaves a sliding-window stride under one voxel")
 
 
 def synthetic_batch(
@@ -232,7 +256,7 @@ def datasets(config: Config, root: Path, env: DistEnv) -> tuple[Dataset[Any], Da
 
 
 def optimizer(config: Config, shape: RunShape) -> OptimizerSpec:
-    options = {"momentum": float(config["momentum"]), "weight_decay": float(config["weight_decay"])}
+    options = {"momentum": float(config["momentum"]), "weight_decay": float(config["weight_decay"]), "nesterov": True}
     return OptimizerSpec("sgd", float(config["lr"]), options)
 
 
@@ -265,6 +289,19 @@ def hyperparameters(config: Config, shape: RunShape) -> dict[str, Any]:
     }
 
 
+def differences(config: Config) -> list[Difference]:
+    """What this config does differently from the MLPerf reference."""
+    found = []
+    eval_schedule = (int(config["eval_start_epoch"]), int(config["eval_every_epochs"]))
+    if config["preset"] == "standard" and eval_schedule != REFERENCE_EVAL:
+        text = f"evaluation from epoch {eval_schedule[0]} every {eval_schedule[1]}, not 1000 every 20"
+        found.append(Difference("eval-schedule", text))
+    if config["data"] == "real":
+        text = "sliding window keeps the border voxels the reference crops from image and labels (remainder < stride/2)"
+        found.append(Difference("sliding-window-border", text, closed_ok=True))
+    return found + smoke_test(config)
+
+
 SPEC = WorkloadSpec(
     name="unet3d",
     benchmark="unet3d",
@@ -285,6 +322,8 @@ SPEC = WorkloadSpec(
     validate=validate,
     infer=sliding_window,
     eval_batch_size=lambda _config: 1,
+    differences=differences,
+    reference_recipe="reference",
 )
 
 

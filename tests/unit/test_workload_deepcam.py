@@ -74,8 +74,19 @@ def test_iou_score_counts_absent_classes_as_perfect() -> None:
 
 def test_warmup_then_milestone_decay() -> None:
     config = {**deepcam.DEFAULTS, "lr_warmup_steps": 400, "lr_warmup_factor": 1.0, "lr_milestone_step": 800}
-    factor = deepcam.lr_factor(config, RunShape(2, 2, 10, 1, 20, 2, DistEnv()))
+    factor = deepcam.lr_factor(config, RunShape(1, 2048, 10, 1, 20, 2, DistEnv()))  # the reference's global batch
 
     assert float(factor(torch.tensor(200.0))) == pytest.approx(0.5)
     assert float(factor(torch.tensor(1000.0))) == pytest.approx(1.0)
     assert float(factor(torch.tensor(1300.0))) == pytest.approx(0.1)
+
+
+def test_warmup_and_milestone_scale_with_the_global_batch() -> None:
+    """The reference's 400 + 800 steps are sized for global batch 2048: at 512, four times as many steps."""
+    config = {**deepcam.DEFAULTS, "lr_warmup_steps": 400, "lr_milestone_step": 800}
+    factor = deepcam.lr_factor(config, RunShape(2, 512, 10, 1, 20, 2, DistEnv()))
+
+    assert float(factor(torch.tensor(800.0))) == pytest.approx(0.5)
+    assert float(factor(torch.tensor(1600.0 + 3199.0))) == pytest.approx(1.0)
+    assert float(factor(torch.tensor(1600.0 + 3200.0))) == pytest.approx(0.1)
+    assert deepcam.hyperparameters(config, RunShape(2, 512, 10, 1, 20, 2, DistEnv()))["scheduler_milestones"] == [3200]

@@ -73,11 +73,15 @@ def require_sdk(module: str, kind: str) -> ModuleType:
 class OptimizerSpec:
     """An optimiser by name, so each adapter can build its SDK's own class."""
 
-    name: str  # "sgd" | "adamw"
+    name: str  # "sgd" | "adamw" | "lars" | "lamb"
     lr: float
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def build(self, parameters: Iterable[nn.Parameter], namespace: Any = torch.optim) -> Any:
+        if self.name in ("lars", "lamb"):  # torch has neither: the MLPerf reference versions
+            from pytest_hetero.workloads.optim import OPTIMIZERS
+
+            return OPTIMIZERS[self.name](parameters, lr=self.lr, **dict(self.options))
         classes = {"sgd": namespace.SGD, "adamw": namespace.AdamW}
         return classes[self.name](parameters, lr=self.lr, **dict(self.options))
 
