@@ -8,6 +8,7 @@
     pytest-hetero compare CURRENT.json --history URL [--against last|N|baseline:NAME] ...
     pytest-hetero history URL [--test T --platform P --metric M] [--limit 20] [--add REPORT.json...]
     pytest-hetero baseline URL NAME RUN_ID|latest|REPORT.json
+    pytest-hetero rank REPORT.json... [--costs FILE] [--objective time|cost|energy] [--budget X] [--deadline T]
 
 Exit codes (the same numbers as the plugin's where they overlap)::
 
@@ -28,6 +29,7 @@ from typing import Any, NoReturn
 
 from pytest_hetero.arguments import fraction, regression_expr
 from pytest_hetero.check.gate import Baseline, GateResult, HistoryBaseline, ReportBaseline, run_gate
+from pytest_hetero.decide.command import add_rank
 from pytest_hetero.errors import ConfigError, HeteroError
 from pytest_hetero.history import HistoryError, HistoryStore, Selection, StoreUnavailableError, open_store
 from pytest_hetero.schemas import load_schema, schema_errors
@@ -105,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_compare(commands.add_parser("compare", help="compare a run with another report or the history"))
     _add_history(commands.add_parser("history", help="list runs or one series of the history; add reports"))
     _add_baseline(commands.add_parser("baseline", help="save a stored run as a named baseline"))
+    add_rank(commands.add_parser("rank", help="rank platforms per workload by time, cost or energy"), load_report)
     return parser
 
 

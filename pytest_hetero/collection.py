@@ -9,6 +9,8 @@ from types import MappingProxyType
 
 import pytest
 
+from pytest_hetero.config.models import Platform
+from pytest_hetero.decide.scaling import Scale, case_id, scaled_key, scaled_platform
 from pytest_hetero.errors import ConfigError
 from pytest_hetero.jobs import Benchmark, case_key, will_skip
 from pytest_hetero.markers import MARKER, Declaration, incompatibility, read_marks
@@ -49,11 +51,49 @@ def parametrize(metafunc: pytest.Metafunc, session: HeteroSession) -> None:
     decl = _declaration(metafunc.definition, marks) if marks else None
     params = []
     for platform in session.platforms:
+        if decl is not None and decl.scale is not None:
+            params += _scaled_params(decl, decl.scale, platform, session)
+            continue
         reason = incompatibility(decl, platform) if decl else None
         params.append(
             pytest.param(platform.name, id=platform.name, marks=[pytest.mark.skip(reason=reason)] if reason else [])
         )
     metafunc.parametrize(PARAM, params, indirect=True)
+
+
+def _scaled_params(decl: Declaration, scale: Scale, platform: Platform, session: HeteroSession) -> list[object]:
+    """One case per count of a scaling sweep; the param is (platform, resource, count)."""
+    params: list[object] = []
+    for count in scale.counts:
+        shaped = scaled_platform(platform, scale.resource, count)
+        reason = incompatibility(decl, shaped) or _cannot_span(shaped, session)
+        params.append(
+            pytest.param(
+                (platform.name, scale.resource, count),
+                id=scale.case_id(platform.name, count),
+                marks=[pytest.mark.skip(reason=reason)] if reason else [],
+            )
+        )
+    return params
+
+
+def _cannot_span(platform: Platform, session: HeteroSession) -> str | None:
+    """Why a backend cannot give this many nodes (no way to start a command on each), or None."""
+    if platform.resources.nodes <= 1:
+        return None
+    if session.backend_for(platform).launch_context().rendezvous is not None:
+        return None
+    return (
+        f"platform {platform.name!r}: its {platform.backend.kind} backend cannot span {platform.resources.nodes} nodes"
+    )
+
+
+def _platform_of(value: object, session: HeteroSession) -> Platform:
+    """The case's platform: a catalogue name, or (name, resource, count) of a scaling sweep."""
+    if isinstance(value, tuple):
+        name, resource, count = value
+        return scaled_platform(session.catalogue.get(name), resource, count)
+    return session.catalogue.get(str(value))
 
 
 def attach_benchmarks(items: list[pytest.Item], session: HeteroSession) -> None:
@@ -63,7 +103,7 @@ def attach_benchmarks(items: list[pytest.Item], session: HeteroSession) -> None:
         if callspec is None or PARAM not in callspec.params:
             continue
         assert isinstance(item, pytest.Function)
-        platform = session.catalogue.get(callspec.params[PARAM])
+        platform = _platform_of(callspec.params[PARAM], session)
         marks = list(item.iter_markers(MARKER))
         if not marks:
             continue  # a case of a sweep that declares no benchmark: a plain test
@@ -74,9 +114,17 @@ def attach_benchmarks(items: list[pytest.Item], session: HeteroSession) -> None:
         item.stash[BENCH_KEY] = Benchmark(
             declaration=decl,
             platform=platform,
-            test_key=case_key(item, platform.name),
+            test_key=_case_key(item, callspec.params[PARAM]),
             references_path=item.path.parent / _REFERENCES,
         )
+
+
+def _case_key(item: pytest.Function, value: object) -> str:
+    """The case's reference and history key; a sweep's count is part of it."""
+    if isinstance(value, tuple):
+        name, resource, count = value
+        return scaled_key(case_key(item, case_id(name, resource, count)), resource, count)
+    return case_key(item, str(value))
 
 
 def _with_params(item: pytest.Function, decl: Declaration, values: dict[str, object]) -> Declaration:

@@ -30,6 +30,7 @@ import pytest
 
 from pytest_hetero.accelerators import known_accelerator_kinds
 from pytest_hetero.config.models import Platform
+from pytest_hetero.decide.scaling import Scale, read_scale
 from pytest_hetero.errors import ConfigError
 from pytest_hetero.workload import Workload
 
@@ -38,7 +39,8 @@ __all__ = ["MARKER", "Declaration", "incompatibility", "merged_kwargs", "read_de
 MARKER = "hetero"
 MARKER_HELP = (
     "hetero(workload=NAME | module=MODULE | command=[ARGV], config={...}, accelerators=[KINDS], "
-    "min_accelerators=N, min_memory_gb=X, timeout_min=M, params=[ARGNAMES]): a benchmark run on every selected platform"
+    "min_accelerators=N, min_memory_gb=X, timeout_min=M, params=[ARGNAMES], scale={'nodes': [1, 2]}): "
+    "a benchmark run on every selected platform"
 )
 _KEYS = {
     "workload",
@@ -50,6 +52,7 @@ _KEYS = {
     "min_memory_gb",
     "timeout_min",
     "params",
+    "scale",
 }
 
 
@@ -62,6 +65,8 @@ class Declaration:
     timeout_min: float | None = None
     #: ``@pytest.mark.parametrize`` arguments that go into the workload's config.
     params: tuple[str, ...] = ()
+    #: A scaling sweep: one case per count of a platform resource (pytest_hetero.decide.scaling).
+    scale: Scale | None = None
 
 
 def merged_kwargs(marks: Sequence[pytest.Mark]) -> dict[str, Any]:
@@ -103,6 +108,7 @@ def read_declaration(arguments: Mapping[str, Any], where: str) -> Declaration:
             min_memory_gb=_optional_positive(kwargs.get("min_memory_gb"), "min_memory_gb", where),
             timeout_min=_optional_positive(kwargs.get("timeout_min"), "timeout_min", where),
             params=_names(kwargs.get("params", ()), where),
+            scale=read_scale(kwargs.get("scale"), where),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: bad @pytest.mark.hetero argument: {exc}") from exc

@@ -58,7 +58,8 @@ class HeteroSession:
         self.notes: list[str] = []
         #: Requested outputs that could not be produced: printed even under -q, exit status 3.
         self.problems: list[str] = []
-        self._backends: dict[str, Backend] = {}
+        #: By platform and its shape: a scaling sweep (collection.py) runs one platform at several node counts.
+        self._backends: dict[tuple[str, int, int | None], Backend] = {}
         self._books: dict[Path, ReferenceBook] = {}
         self._jobs: dict[str, list[Job]] = {}
         self._worker_items: list[pytest.Item] | None = None  # an xdist worker's collection, until it plans
@@ -77,12 +78,13 @@ class HeteroSession:
 
     # -- backends -------------------------------------------------------
     def backend_for(self, platform: Platform) -> Backend:
-        backend = self._backends.get(platform.name)
+        key = (platform.name, platform.resources.nodes, platform.resources.accelerators_per_node)
+        backend = self._backends.get(key)
         if backend is None:
             backend = self.config.hook.pytest_hetero_make_backend(platform=platform, config=self.config)
             if backend is None:
                 raise ConfigError(f"platform {platform.name!r}: no plugin created a {platform.backend.kind!r} backend")
-            self._backends[platform.name] = backend
+            self._backends[key] = backend
         return backend
 
     @property

@@ -15,21 +15,34 @@ source         counter                                           for kinds
 =============  ================================================  ==============
 
 Average power is energy / elapsed time. When no source works the run
-reports no energy metrics rather than a guess.
+reports no energy metrics rather than a guess (``pytest-hetero rank`` then
+estimates from the platform's nominal power and says so).
+
+``HETERO_RAPL_ROOT`` moves the powercap tree (default ``/sys/class/powercap``):
+for a node that mounts sysfs elsewhere, and for tests, which write a
+sysfs-shaped tree on machines without RAPL.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["EnergyCounter", "EnergyMeter", "EnergyReading", "RaplCounter", "open_counter"]
+__all__ = ["RAPL_ROOT_ENV", "EnergyCounter", "EnergyMeter", "EnergyReading", "RaplCounter", "open_counter", "rapl_root"]
 
 RAPL_ROOT = Path("/sys/class/powercap")
+#: An operator's override of the powercap root (not part of the plugin's job contract).
+RAPL_ROOT_ENV = "HETERO_RAPL_ROOT"
+
+
+def rapl_root() -> Path:
+    """Where the RAPL powercap domains are: ``$HETERO_RAPL_ROOT`` or ``/sys/class/powercap``."""
+    return Path(os.environ.get(RAPL_ROOT_ENV) or RAPL_ROOT)
 
 
 class EnergyCounter(Protocol):
@@ -59,7 +72,8 @@ class RaplCounter:
 
     source = "rapl"
 
-    def __init__(self, root: Path = RAPL_ROOT) -> None:
+    def __init__(self, root: Path | None = None) -> None:
+        root = rapl_root() if root is None else root
         self._domains = sorted(p for p in root.glob("intel-rapl:*") if p.name.count(":") == 1)
         if not self._domains:
             raise OSError(f"no RAPL package domains under {root}")
