@@ -48,6 +48,8 @@ TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, OSError)
 _IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 _CLIENTS: dict[tuple[str, str | None, bool], tuple[k8s.ApiClient, str]] = {}
 _CLIENTS_LOCK = threading.Lock()
+#: (connect, read) limits of a delete: clean-up after Ctrl-C must not hang on a silent server.
+_DELETE_TIMEOUT_S = (5.0, 20.0)
 
 
 # -- configuration ------------------------------------------------------------
@@ -187,10 +189,18 @@ class ResourceApi:
         try:
             if self.group:
                 k8s.CustomObjectsApi(self.api).delete_namespaced_custom_object(
-                    self.group, self.version, self.namespace, self.plural, name, propagation_policy="Background"
+                    self.group,
+                    self.version,
+                    self.namespace,
+                    self.plural,
+                    name,
+                    propagation_policy="Background",
+                    _request_timeout=_DELETE_TIMEOUT_S,
                 )
             else:
-                self._call("delete", name, self.namespace, propagation_policy="Background")
+                self._call(
+                    "delete", name, self.namespace, propagation_policy="Background", _request_timeout=_DELETE_TIMEOUT_S
+                )
         except k8s.ApiException as exc:
             if exc.status != 404:
                 raise

@@ -7,8 +7,11 @@ watch per resource kind and run (:class:`~pytest_hetero.backends.k8s_client.Watc
 follows hundreds of jobs without polling the API server. When a job ends its
 logs are saved to the work directory (``stdout.log``: the ``main`` container;
 ``stderr.log``: Kubernetes' account of the job) and the object is deleted,
-unless it failed and ``keep_failed`` is set. :meth:`KubernetesBackend.close`
-deletes whatever this process still has labelled with the run id.
+unless it failed and ``keep_failed`` is set. Every object is deleted by its
+name (:mod:`.k8s_cleanup`), never through a listing, so a failing list or
+watch cannot leave one behind; :meth:`KubernetesBackend.close` retries what
+could not be deleted, and :meth:`KubernetesBackend.leftovers` says what is
+still there, with the ``kubectl`` command that deletes it.
 
 Client errors become stage errors at this boundary: creating is ``launch``,
 watching ``wait``, reading logs ``collect``, deleting ``teardown``.
@@ -24,10 +27,8 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pydantic
@@ -35,7 +36,7 @@ import yaml
 from kubernetes import client as k8s
 
 from pytest_hetero.backends.base import Backend, JobHandle, JobOutput, JobSpec, JobState, narrow_handle
-from pytest_hetero.backends.k8s_bundle import ConfigMaps
+from pytest_hetero.backends.k8s_cleanup import Cleanup
 from pytest_hetero.backends.k8s_client import (
     TRANSPORT_ERRORS,
     ResourceApi,
@@ -121,7 +122,7 @@ class KubernetesBackend(Backend):
         self._namespace = self.options.namespace or ""
         self._watches: dict[tuple[str, str], WatchCache] = {}
         self._run_ids: set[str] = set()
-        self._bundles = ConfigMaps()
+        self._cleanup = Cleanup()
 
     @classmethod
     def parse_options(cls, raw: Mapping[str, Any]) -> K8sOptions:
@@ -131,9 +132,6 @@ class KubernetesBackend(Backend):
     def platform_problems(cls, platform: Platform) -> list[str]:
         """What keeps ``platform`` from running on Kubernetes at all (checked at start-up)."""
         return platform_problems(platform, cls.parse_options(platform.backend.options))
-
-    def bundle_root(self, workdir: Path) -> str:
-        return self.options.bundle_mount_path  # a ConfigMap (.k8s_bundle)
 
     def launch_context(self) -> LaunchContext:
         """One node for a Pod or Job; with a template, one replica per node meeting at the operator's master.
@@ -199,7 +197,6 @@ class KubernetesBackend(Backend):
         )
         manifest = self._manifest(spec, name, self._namespace)
         spec.workdir.mkdir(parents=True, exist_ok=True)
-        self._bundles.ship(spec, self._connect(), self._namespace, manifest["metadata"]["labels"])
         for plural in {self.primary, "pods"}:
             self._watch(plural, run_id)
         self._create(job, manifest)
@@ -208,6 +205,7 @@ class KubernetesBackend(Backend):
 
     def _create(self, job: KubernetesJobHandle, manifest: Json) -> None:
         """Create the object; a full quota leaves it pending, to be retried by status()."""
+        self._cleanup.created(self._resource(self.primary), job.name)  # an answer lost may hide a success
         try:
             created = with_retries(lambda: self._resource(self.primary).create(manifest))
         except k8s.ApiException as exc:
@@ -298,7 +296,11 @@ class KubernetesBackend(Backend):
         try:
             pods = self._resource("pods").items(f"{LABEL_JOB}={job.name}")
         except _CLIENT_ERRORS as exc:
-            raise api_error(exc, f"listing the pods of {job.name}", CollectError, job.job_id) from exc
+            cache = self._watch("pods", job.run_id)  # the pods as last watched
+            pods = [cache.get(job.name) or {}] if self.primary == "pods" else cache.matching(LABEL_JOB, job.name)
+            pods = [pod for pod in pods if pod]
+            if not pods:
+                raise api_error(exc, f"listing the pods of {job.name}", CollectError, job.job_id) from exc
         main = main_pod(pods)
         artifacts = self._save_logs(job, pods, main)
         obj = self._watch(self.primary, job.run_id).get(job.name)
@@ -325,14 +327,16 @@ class KubernetesBackend(Backend):
         return artifacts
 
     def _dispose(self, job: KubernetesJobHandle, failed: bool) -> None:
+        """Delete the object by name (or keep it labelled); a delete that fails is retried at close, not raised."""
         resource = self._resource(self.primary)
-        try:
-            if failed and self.options.keep_failed:
+        if failed and self.options.keep_failed:
+            try:
                 resource.label(job.name, {LABEL_KEEP: "true"})
-            else:
-                resource.delete(job.name)
-        except _CLIENT_ERRORS as exc:
-            raise api_error(exc, f"deleting {self.primary[:-1]} {job.name}", TeardownError, job.job_id) from exc
+            except _CLIENT_ERRORS as exc:
+                raise api_error(exc, f"labelling {self.primary[:-1]} {job.name}", TeardownError, job.job_id) from exc
+            self._cleanup.kept(resource, job.name)
+        else:
+            self._cleanup.delete(resource, job.name)
 
     def cancel(self, handle: JobHandle) -> None:
         job = narrow_handle(handle, KubernetesJobHandle)
@@ -358,25 +362,16 @@ class KubernetesBackend(Backend):
 
     # -- session end and dry run -------------------------------------------------
     def close(self) -> None:
-        """Stop the watches; delete every object of this process's runs not kept on purpose."""
+        """Stop the watches; delete every object this process created and did not keep on purpose, by name."""
         for cache in self._watches.values():
             cache.stop()
         self._watches.clear()
-        self._bundles.delete_all()
-        for run_id in sorted(self._run_ids):
-            self._delete_run(run_id)
+        self._cleanup.delete_all()
         self._run_ids.clear()
 
-    def _delete_run(self, run_id: str) -> None:
-        selector = f"{LABEL_RUN_ID}={label_value(run_id)},{LABEL_SESSION}={self.session_id},{LABEL_KEEP}!=true"
-        resource = self._resource(self.primary)
-        try:
-            for item in resource.items(selector):
-                resource.delete(item["metadata"]["name"])
-        except _CLIENT_ERRORS as exc:
-            error = api_error(exc, f"deleting the {self.primary} of run {run_id}", TeardownError)
-            hint = f"kubectl delete {self.primary} -n {self._namespace} -l '{selector}'"
-            warnings.warn(f"{error}; delete them with: {hint}", stacklevel=2)
+    def leftovers(self) -> list[str]:
+        """The objects :meth:`close` could not delete, each with the ``kubectl`` command that does."""
+        return self._cleanup.leftovers()
 
     def render(self, spec: JobSpec) -> str:
         if not self._namespace:

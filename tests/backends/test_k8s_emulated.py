@@ -339,12 +339,15 @@ def test_watch_forbidden_fails_the_wait_stage(k8s_cluster: FakeCluster, k8s_targ
     k8s_cluster.fail("list", "jobs", 403, "Forbidden", 'jobs.batch is forbidden: cannot list resource "jobs"', 99)
     backend = k8s_target.backend(kind="job")
     spec = k8s_target.spec(backend, "echo hi")
-    with pytest.raises(JobFailedError) as info, pytest.warns(UserWarning, match="teardown: deleting the jobs of run"):
+    with pytest.raises(JobFailedError) as info:
         scenarios.run(backend, spec)
     k8s_cluster.state.faults.clear()
     assert str(info.value).startswith(
         f"wait: watching jobs in namespace {k8s_target.namespace}: the API server answered 403 Forbidden"
     )
+    # Deleted by name, though listing was forbidden: nothing left, nothing to warn about.
+    assert backend.leftovers() == []
+    k8s_target.assert_nothing_left(spec.env["HETERO_RUN_ID"])
 
 
 def test_watch_resumes_from_its_resource_version_and_relists_when_gone(

@@ -1,0 +1,147 @@
+"""Fault injection on the Kubernetes backend: the emulated cluster behind a fault-injecting proxy.
+
+The proxy (:mod:`k8s_proxy`) makes list and watch fail, fails or drops
+deletes, loses the answer of a create that went through, and delays
+requests. Whatever happens, every object the backend created is deleted by
+name, a failed delete never fails the test, and what cannot be deleted is
+reported with the ``kubectl`` command that deletes it. The cluster itself is
+inspected directly, never through the proxy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import k8s_scenarios as scenarios
+import pytest
+from k8s_proxy import FaultProxy, Rule
+from k8s_scenarios import METRICS_LINE, Target, wait_for
+
+from pytest_hetero.backends.base import JobState
+from pytest_hetero.errors import SubmitError
+from pytest_hetero.metrics import parse_metrics_record
+
+if TYPE_CHECKING:
+    from k8s_harness import FakeCluster
+
+pytest_plugins = ["k8s_harness"]
+
+#: Every list and every watch of pods and jobs answers 500, for ever.
+LIST_AND_WATCH_FAIL = (
+    Rule("GET", r"/(pods|jobs)$", kind="list"),
+    Rule("GET", r"/(pods|jobs)$", kind="watch"),
+)
+
+
+@pytest.fixture
+def proxy(k8s_cluster: FakeCluster) -> Iterator[FaultProxy]:
+    started = FaultProxy(k8s_cluster.url).start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def faulty(k8s_target: Target, proxy: FaultProxy, tmp_path: Path) -> Target:
+    """The test's namespace, reached through the proxy."""
+    kubeconfig = proxy.kubeconfig(k8s_target.kubeconfig, tmp_path / "kubeconfig-through-proxy")
+    return dataclasses.replace(k8s_target, kubeconfig=kubeconfig)
+
+
+def _left(cluster: FakeCluster, namespace: str) -> list[str]:
+    return [
+        f"{plural}/{o['metadata']['name']}" for plural in ("jobs", "pods") for o in cluster.objects(plural, namespace)
+    ]
+
+
+def _assert_nothing_left(cluster: FakeCluster, namespace: str) -> None:
+    wait_for(lambda: _left(cluster, namespace) == [], 10, f"no object left in {namespace}")
+
+
+def _pod_succeeded(cluster: FakeCluster, namespace: str) -> bool:
+    return any((p.get("status") or {}).get("phase") == "Succeeded" for p in cluster.objects("pods", namespace))
+
+
+def test_list_and_watch_failing_leave_no_completed_job_or_pod(
+    k8s_cluster: FakeCluster, faulty: Target, proxy: FaultProxy
+) -> None:
+    proxy.add(*LIST_AND_WATCH_FAIL)
+    backend = faulty.backend(kind="job")
+    handle = backend.submit(faulty.spec(backend, f"echo '{METRICS_LINE}'"))
+    wait_for(lambda: _pod_succeeded(k8s_cluster, faulty.namespace), 30, "the job's pod completed on the node")
+    assert backend.status(handle) is JobState.PENDING  # it cannot see that: list and watch fail
+    backend.close()  # the session ends (Ctrl-C, or the end of the run)
+    assert backend.leftovers() == []
+    _assert_nothing_left(k8s_cluster, faulty.namespace)
+    assert proxy.count("DELETE", f"/jobs/{handle.name}$", "forwarded") == 1  # by name, once
+
+
+def test_a_failed_delete_does_not_fail_the_test_and_is_retried(
+    k8s_cluster: FakeCluster, faulty: Target, proxy: FaultProxy
+) -> None:
+    proxy.add(Rule("DELETE", r"/jobs/", status=503, times=3))  # every attempt of the first delete
+    backend = faulty.backend(kind="job")
+    output = scenarios.run(backend, faulty.spec(backend, f"echo '{METRICS_LINE}'"))  # closes the backend
+    assert output.state is JobState.COMPLETED
+    assert parse_metrics_record(output.stdout(), output.stdout_path).metrics["throughput_sps"].value == 123.5
+    assert backend.leftovers() == []
+    _assert_nothing_left(k8s_cluster, faulty.namespace)
+
+
+def test_what_cannot_be_deleted_is_reported_with_the_kubectl_command_that_deletes_it(
+    k8s_cluster: FakeCluster, k8s_target: Target, faulty: Target, proxy: FaultProxy
+) -> None:
+    proxy.add(Rule("DELETE", r"/jobs/"), *LIST_AND_WATCH_FAIL)
+    backend = faulty.backend(kind="job")
+    handle = backend.submit(faulty.spec(backend, "sleep 30"))
+    backend.close()  # does not raise
+    command = f"kubectl delete jobs.batch {handle.name} -n {faulty.namespace}"
+    (leftover,) = backend.leftovers()
+    assert leftover.startswith(f"{faulty.namespace}/{handle.name} was not deleted (teardown: deleting job")
+    assert "500" in leftover and leftover.endswith(f"; delete it with: {command}")
+    assert len(_left(k8s_cluster, faulty.namespace)) >= 1
+    _run_kubectl(command, k8s_cluster, k8s_target.workdir)
+    _assert_nothing_left(k8s_cluster, faulty.namespace)
+
+
+def _run_kubectl(command: str, cluster: FakeCluster, directory: Path) -> None:
+    """Run ``command`` as printed; kubectl sends no token over plain HTTP, so a clean proxy adds it."""
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed: the printed command cannot be run here")
+    helper = FaultProxy(cluster.url, add_headers={"Authorization": f"Bearer {cluster.state.token}"}).start()
+    try:
+        kubeconfig = helper.kubeconfig(cluster.kubeconfig, directory / "kubeconfig-for-kubectl")
+        environ = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+        done = subprocess.run(command.split(), env=environ, capture_output=True, text=True, timeout=60)
+    finally:
+        helper.stop()
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_create_whose_answer_was_lost_is_deleted_all_the_same(
+    k8s_cluster: FakeCluster, faulty: Target, proxy: FaultProxy
+) -> None:
+    proxy.add(Rule("POST", r"/jobs$", action="lose_answer", times=1))
+    backend = faulty.backend(kind="job")
+    with pytest.raises(SubmitError, match="409"):  # the retry finds the object the lost answer created
+        backend.submit(faulty.spec(backend, "sleep 30"))
+    assert len(_left(k8s_cluster, faulty.namespace)) >= 1
+    backend.close()
+    assert backend.leftovers() == []
+    _assert_nothing_left(k8s_cluster, faulty.namespace)
+
+
+def test_dropped_and_delayed_requests_are_survived(k8s_cluster: FakeCluster, faulty: Target, proxy: FaultProxy) -> None:
+    proxy.add(
+        Rule("GET", r"/pods$", kind="list", action="drop", times=2),
+        Rule("GET", r"/jobs$", kind="watch", action="delay", delay_s=0.5, times=3),
+        Rule("DELETE", r"/jobs/", action="drop", times=1),
+    )
+    scenarios.scenario_success(faulty, "job")
+    assert proxy.count("GET", r"/pods", "drop") == 2
+    _assert_nothing_left(k8s_cluster, faulty.namespace)
