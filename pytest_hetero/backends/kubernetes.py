@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pydantic
@@ -36,6 +37,7 @@ import yaml
 from kubernetes import client as k8s
 
 from pytest_hetero.backends.base import Backend, JobHandle, JobOutput, JobSpec, JobState, narrow_handle
+from pytest_hetero.backends.k8s_bundle import ConfigMaps
 from pytest_hetero.backends.k8s_cleanup import Cleanup
 from pytest_hetero.backends.k8s_client import (
     TRANSPORT_ERRORS,
@@ -123,6 +125,7 @@ class KubernetesBackend(Backend):
         self._watches: dict[tuple[str, str], WatchCache] = {}
         self._run_ids: set[str] = set()
         self._cleanup = Cleanup()
+        self._bundles = ConfigMaps()
 
     @classmethod
     def parse_options(cls, raw: Mapping[str, Any]) -> K8sOptions:
@@ -132,6 +135,9 @@ class KubernetesBackend(Backend):
     def platform_problems(cls, platform: Platform) -> list[str]:
         """What keeps ``platform`` from running on Kubernetes at all (checked at start-up)."""
         return platform_problems(platform, cls.parse_options(platform.backend.options))
+
+    def bundle_root(self, workdir: Path) -> str:
+        return self.options.bundle_mount_path  # a ConfigMap (.k8s_bundle)
 
     def launch_context(self) -> LaunchContext:
         """One node for a Pod or Job; with a template, one replica per node meeting at the operator's master.
@@ -197,6 +203,7 @@ class KubernetesBackend(Backend):
         )
         manifest = self._manifest(spec, name, self._namespace)
         spec.workdir.mkdir(parents=True, exist_ok=True)
+        self._bundles.ship(spec, self._connect(), self._namespace, manifest["metadata"]["labels"])
         for plural in {self.primary, "pods"}:
             self._watch(plural, run_id)
         self._create(job, manifest)
@@ -366,6 +373,7 @@ class KubernetesBackend(Backend):
         for cache in self._watches.values():
             cache.stop()
         self._watches.clear()
+        self._bundles.delete_all()
         self._cleanup.delete_all()
         self._run_ids.clear()
 
