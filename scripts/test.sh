@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test suite. Builds .venv first when it is missing. As root on Debian it also installs and
 # starts what the live tests need: a real Slurm cluster (scripts/slurm-local.sh), a PostgreSQL
-# server (scripts/postgres-local.sh) and headless Chromium for the HTML report; it stops again what
+# server (scripts/postgres-local.sh), headless Chromium for the HTML report and promtool for the OpenMetrics output; it stops again what
 # it started. Elsewhere those tests are skipped with the reason. Extra arguments go to pytest (default: the whole suite on 2 workers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +30,10 @@ if [ "${HETERO_TEST_SERVICES:-auto}" != "off" ] && can_start_services; then
     if ! command -v chromium >/dev/null; then
         echo "==> installing Chromium (Debian) for the HTML report's browser test" >&2
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    fi
+    if ! command -v promtool >/dev/null; then
+        echo "==> installing promtool (Debian prometheus) for the OpenMetrics output's check" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
     fi
     if ! sinfo -h >/dev/null 2>&1; then
         echo "==> starting a local Slurm cluster for the live Slurm tests" >&2

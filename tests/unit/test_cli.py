@@ -230,7 +230,7 @@ def test_markdown_csv_and_openmetrics(tmp_path: Path) -> None:
     lines = out.read_text().splitlines()
     assert lines[-1] == "# EOF"
     assert 'hetero_throughput_sps{test="test_resnet50",platform="a100",unit="samples/s"} 371.0' in lines
-    assert 'hetero_step_time_ms{test="test_resnet50",platform="odd \\"name\\"",unit="ms"} 12.4' in lines
+    assert 'hetero_step_time_seconds{test="test_resnet50",platform="odd \\"name\\"",unit="ms"} 0.0124' in lines
     assert 'hetero_tests{outcome="passed"} 3' in lines
     sample = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*\{([a-z_]+="(?:[^"\\]|\\.)*",?)*\} -?[0-9.e+-]+$')
     assert all(line.startswith("#") or sample.match(line) for line in lines), lines
