@@ -29,6 +29,9 @@ from pytest_hetero.stages import benchmark_fixture_result
 
 __all__ = ["_hetero_platform", "hetero_platform", "hetero_result", "hetero_run"]
 
+#: --hetero-costs: energy and cost per result (pytest_hetero.decide).
+pytest_plugins = ["pytest_hetero.decide.plugin"]
+
 _INTERRUPTS = pytest.StashKey[Interrupts]()
 _COLLECTOR_NAME = "hetero-report-collector"
 

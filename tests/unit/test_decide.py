@@ -16,6 +16,7 @@ from pytest_hetero.decide.rank import Constraints, rank
 from pytest_hetero.decide.scaling import read_scale, scaled_key, unscaled_key
 from pytest_hetero.errors import ConfigError
 from pytest_hetero.schemas import load_schema, schema_errors
+from pytest_hetero.workloads.energy import RAPL_ROOT_ENV, open_counter
 
 COSTS = """\
 version: 1
@@ -294,3 +295,21 @@ def test_rank_command_usage_errors(costs: Path, tmp_path: Path, capsys: pytest.C
     costs.write_text(COSTS.replace("version: 1", "version: 2"))
     assert main(["rank", str(path), "--costs", str(costs)]) == 4
     assert f"{costs}: invalid costs file" in capsys.readouterr().err
+
+
+# -- energy counters: the RAPL root from the environment ---------------------------------
+
+
+def test_rapl_is_read_where_hetero_rapl_root_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    domain = tmp_path / "intel-rapl:0"
+    domain.mkdir()
+    (domain / "max_energy_range_uj").write_text("262143328850\n")
+    (domain / "energy_uj").write_text("1000000\n")
+    monkeypatch.setenv(RAPL_ROOT_ENV, str(tmp_path))
+    counter = open_counter("cpu")
+    assert counter is not None and counter.source == "rapl"
+    first_j = counter.read_j()
+    (domain / "energy_uj").write_text("3500000\n")
+    assert counter.read_j() - first_j == pytest.approx(2.5)
+    monkeypatch.setenv(RAPL_ROOT_ENV, str(tmp_path / "elsewhere"))
+    assert open_counter("cpu") is None  # no domains there: no energy metrics, never a guess

@@ -1,0 +1,104 @@
+"""``--hetero-costs``: each result's energy and cost in the JSON report, JUnit properties and the history."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from pytest_hetero.history import open_store
+from pytest_hetero.schemas import load_schema, schema_errors
+
+CATALOGUE = """
+version: 1
+platforms:
+  - name: owned
+    accelerator: {kind: cpu, model: host}
+    backend: {kind: local}
+  - name: rented
+    accelerator: {kind: cpu, model: host, count_per_node: 4}
+    backend: {kind: local}
+    resources: {accelerators_per_node: 2}
+"""
+COSTS = """
+version: 1
+currency: GBP
+electricity:
+  price_per_kwh: {value: 0.3, source: example}
+  pue: {value: 1.2, source: example}
+platforms:
+  owned:
+    power: {nominal_w_per_node: {value: 500, source: example}}
+    capital:
+      price_per_node: {value: 10000, source: example}
+      lifetime_years: {value: 4, source: example}
+      utilisation: {value: 0.8, source: example}
+  rented:
+    power: {nominal_w_per_node: {value: 800, source: example}}
+    rental: {price_per_accelerator_hour: {value: 2.0, source: example}}
+"""
+TEST = """
+import pytest
+
+@pytest.mark.hetero(command=["python", "work.py"], config={"sleep_s": 0.2})
+def test_bench(hetero_result):
+    assert hetero_result.metric("throughput_sps") == 100.0
+"""
+
+
+@pytest.fixture
+def costed(bench_dir: pytest.Pytester) -> pytest.Pytester:
+    bench_dir.makefile(".yaml", platforms=CATALOGUE, costs=COSTS)
+    bench_dir.makepyfile(test_costed=TEST)
+    return bench_dir
+
+
+def test_each_record_carries_energy_and_cost_in_report_junit_and_history(costed: pytest.Pytester) -> None:
+    result = costed.runpytest(
+        "--platforms-file=platforms.yaml", "--platform=all", "--hetero-costs=costs.yaml",
+        "--hetero-json=out.json", "--junitxml=junit.xml", "--hetero-history=history.sqlite",
+    )  # fmt: skip
+    result.assert_outcomes(passed=2)
+    report = json.loads((costed.path / "out.json").read_text())
+    assert schema_errors(report, load_schema("report")) == []
+    records = {r["platform"]["name"]: r for r in report["results"]}
+
+    owned = records["owned"]
+    block = owned["extra"]["decide"]
+    assert block["energy"]["kind"] == "estimated" and block["time_source"] == "stage wait (job wall time)"
+    wait_s = owned["stage_timings_s"]["wait"]
+    assert block["energy"]["joules"] == pytest.approx(500 * wait_s)  # nominal power x time: no counters here
+    assert owned["metrics"]["energy_estimated_j"]["gated"] is False  # informational, never gated
+    assert "energy_j" not in owned["metrics"]  # nothing measured, nothing claimed as measured
+    capital = 10000 / 4 / (8766 * 0.8) * wait_s / 3600
+    assert owned["metrics"]["cost_capital"]["value"] == pytest.approx(capital)
+    assert owned["metrics"]["cost_operating"]["value"] == pytest.approx(500 * wait_s / 3.6e6 * 1.2 * 0.3)
+    assert owned["metrics"]["cost_total"]["unit"] == "GBP"
+
+    rented = records["rented"]["extra"]["decide"]
+    assert rented["accelerators"] == 2 and rented["cost"]["basis"] == "rental" and rented["cost"]["capital"] == 0
+    assert rented["energy"]["joules"] == pytest.approx(800 * 0.5 * records["rented"]["stage_timings_s"]["wait"])
+
+    props = {
+        case.get("name", "") + "[" + p.get("name", "") + "]": p.get("value")
+        for case in ET.parse(costed.path / "junit.xml").getroot().iter("testcase")
+        for p in case.iter("property")
+    }
+    assert props["test_bench[owned][hetero.energy_kind]"] == "estimated"
+    assert props["test_bench[rented][hetero.cost.currency]"] == "GBP"
+    assert float(props["test_bench[owned][hetero.cost.total]"] or 0) > 0
+
+    with open_store(str(costed.path / "history.sqlite")) as store:
+        (point,) = store.series("test_costed.py::test_bench", "owned", "cost_total")
+    assert point.value == pytest.approx(owned["metrics"]["cost_total"]["value"])
+
+
+def test_a_bad_costs_file_is_a_usage_error_with_its_path(costed: pytest.Pytester) -> None:
+    (costed.path / "costs.yaml").write_text(COSTS.replace("value: 0.8", "value: 8"))
+    result = costed.runpytest("--platforms-file=platforms.yaml", "--platform=owned", "--hetero-costs=costs.yaml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*costs.yaml: invalid costs file*", "*$.platforms.owned.capital.utilisation.value*"])
+    result = costed.runpytest("--platform=owned", "--hetero-costs=missing.yaml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--hetero-costs 'missing.yaml': no such file*"])
