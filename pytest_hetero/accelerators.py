@@ -33,6 +33,8 @@ class AcceleratorKind:
     slurm_gpu: bool = False
     #: The extended resource a Kubernetes Pod requests, one per accelerator.
     kubernetes_resource: str | None = None
+    #: The workload compiles for it before it runs (minutes to an hour: CS-2, IPU), inside its process.
+    compiles_ahead: bool = False
 
 
 _KINDS: dict[str, AcceleratorKind] = {}
@@ -62,8 +64,8 @@ _BUILTIN = {
     "cpu": AcceleratorKind("cpu", "host CPUs"),
     "nvidia-gpu": AcceleratorKind("nvidia-gpu", "NVIDIA GPUs (CUDA)", True, "nvidia.com/gpu"),
     "amd-gpu": AcceleratorKind("amd-gpu", "AMD GPUs (ROCm)", True, "amd.com/gpu"),
-    "graphcore-ipu": AcceleratorKind("graphcore-ipu", "Graphcore IPUs (PopTorch)", False, "graphcore.ai/ipu"),
-    "cerebras": AcceleratorKind("cerebras", "Cerebras CS-2 systems (cerebras.pytorch)"),
+    "graphcore-ipu": AcceleratorKind("graphcore-ipu", "Graphcore IPUs (PopTorch)", False, "graphcore.ai/ipu", True),
+    "cerebras": AcceleratorKind("cerebras", "Cerebras CS-2 systems (cerebras.pytorch)", compiles_ahead=True),
 }
 for _name in ACCELERATOR_KINDS:  # the workload side's list is the one list of built-in kinds
     register_accelerator_kind(_BUILTIN[_name])

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_hetero.accelerators import accelerator_kind
 from pytest_hetero.backends.base import Backend, JobSpec
 from pytest_hetero.bundle import Bundle, build_bundle, bundle_environment, shipped_argv
 from pytest_hetero.config.models import Platform
@@ -67,15 +68,19 @@ class TimeLimits:
 
     job_s: float
     workload_s: float | None
+    #: The accelerator compiles inside the workload's process (:attr:`AcceleratorKind.compiles_ahead`):
+    #: no bound on that process apart from the job's, or it would cut compilation short.
+    compiles: str | None = None
 
     @classmethod
     def of(cls, bench: Benchmark) -> TimeLimits:
-        timeout_min = bench.declaration.timeout_min
-        return cls(bench.platform.time_limit_s, None if timeout_min is None else timeout_min * 60.0)
+        timeout_min, kind = bench.declaration.timeout_min, bench.platform.accelerator.kind
+        compiles = kind if accelerator_kind(kind).compiles_ahead else None
+        return cls(bench.platform.time_limit_s, None if timeout_min is None else timeout_min * 60.0, compiles)
 
     def bounded(self, argv: Sequence[str]) -> tuple[str, ...]:
         """``argv`` under the workload's bound; as it is when only the job's applies."""
-        if self.workload_s is None or self.workload_s >= self.job_s:
+        if self.workload_s is None or self.workload_s >= self.job_s or self.compiles:
             return tuple(argv)
         kill_after_s = min(30, max(1, math.ceil(self.workload_s / 10)))  # then SIGKILL
         return ("timeout", f"--kill-after={kill_after_s}", f"{math.ceil(self.workload_s)}", *argv)
@@ -85,6 +90,12 @@ class TimeLimits:
         job = f"job {self.job_s / 60:g} min (resources.time_limit_min: start-up and compilation included)"
         if self.workload_s is None:
             return f"time limits: {job}; workload: the job's (the test sets no timeout_min)"
+        if self.compiles:
+            return (
+                f"time limits: {job}; workload: the job's, which bounds compilation and run together "
+                f"({self.compiles} compiles inside the workload; the test's timeout_min of {self.workload_s / 60:g} "
+                "min is not applied apart)"
+            )
         capped = "" if self.workload_s < self.job_s else ", capped by the job's"
         return f"time limits: {job}; workload {self.workload_s / 60:g} min (the test's timeout_min{capped})"
 

@@ -125,12 +125,14 @@ def build_manifest(
 
 
 def _job(spec: JobSpec, ident: Identity, options: K8sOptions, pod_spec: Json) -> Json:
-    # The pod's deadline stops the workload at the time limit and keeps its log;
-    # the Job's deadline is only a backstop that also covers time spent pending.
+    # The pod's deadline stops the workload at the time limit and keeps its log; the Job's is
+    # a backstop. A Job created suspended (for Kueue) starts its deadline's clock only when it is
+    # resumed (admitted), so its backstop is the limit; otherwise the time spent pending counts too.
     pod_spec["activeDeadlineSeconds"] = _deadline_s(spec)
+    pending_s = 0 if options.queue_name else math.ceil(options.pending_timeout_s)
     job_spec: Json = {
         "backoffLimit": 0,
-        "activeDeadlineSeconds": _deadline_s(spec) + math.ceil(options.pending_timeout_s),
+        "activeDeadlineSeconds": _deadline_s(spec) + pending_s,
         "ttlSecondsAfterFinished": options.ttl_after_finished_s,
         "template": {"metadata": {"labels": _labels(ident, options)}, "spec": pod_spec},
     }
@@ -223,6 +225,9 @@ def _container(platform: Platform, spec: JobSpec, options: K8sOptions) -> Json:
         container["volumeMounts"] = mounts
     if options.security_context is None and options.run_as_user != 0:
         container["securityContext"] = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    if options.capabilities:  # IPC_LOCK for Graphcore IPUs (pinned host memory), ...
+        capabilities = container.setdefault("securityContext", {}).setdefault("capabilities", {})
+        capabilities["add"] = list(options.capabilities)
     return container
 
 

@@ -58,6 +58,11 @@ OPTIONS_SCHEMA: dict[str, Any] = {
             "description": "where the pod mounts the workload bundle (its PYTHONPATH)",
         },
         "run_as_user": {"type": "integer", "minimum": 0, "description": "0 drops the non-root default"},
+        "capabilities": {
+            "type": "array",
+            "items": {"type": "string", "pattern": "^[A-Z_]+$"},
+            "description": "Linux capabilities the container adds (IPC_LOCK for Graphcore IPUs)",
+        },
         "security_context": {"type": "object", "description": "pod securityContext replacing the default"},
         "labels": _STR_MAP,
         "annotations": _STR_MAP,
@@ -98,6 +103,8 @@ class K8sOptions(BackendOptions):
     #: Where the workload bundle's ConfigMap is mounted (:mod:`.k8s_bundle`).
     bundle_mount_path: str = "/opt/pytest-hetero/bundle"
     run_as_user: int = 1000
+    #: Added to the container's capabilities (after dropping ALL when non-root): IPC_LOCK for IPUs.
+    capabilities: tuple[str, ...] = ()
     security_context: Mapping[str, Any] | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)

@@ -78,6 +78,7 @@ IPU = {
             "template": "ipujob-template.yaml",
             "run_as_user": 0,
             "accelerator_resource": False,
+            "capabilities": ["IPC_LOCK"],  # multi-IPU jobs pin host memory (with hostIPC in the template)
         },
     },
     "resources": {"time_limit_min": 45},

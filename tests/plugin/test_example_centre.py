@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -36,3 +38,34 @@ def test_the_readme_selection_example_runs_as_written(tmp_path: Path) -> None:
         line.rsplit("[", 1)[-1].split("]")[0] for line in done.stdout.splitlines() if " dry run: bench" in line
     }
     assert platforms == {"a100-k8s-1gpu", "a100-k8s-8gpu", "cerebras-cs2"}
+
+
+#: Who reads each variable the example catalogue sets in a job: a variable nothing reads
+#: (TORCH_NUM_THREADS was one) is a setting that silently does nothing.
+READ_BY = {
+    "NCCL_DEBUG": "NCCL",
+    "NCCL_SOCKET_IFNAME": "NCCL/RCCL",
+    "MIOPEN_USER_DB_PATH": "MIOpen",
+    "OMP_NUM_THREADS": "the OpenMP runtime torch uses",
+    "POPLAR_ENGINE_OPTIONS": "Poplar",
+}
+
+
+def test_every_variable_the_example_sets_is_read_by_something() -> None:
+    catalogue = yaml.safe_load((REPO / "platforms.example-centre.yaml").read_text())
+    for platform in catalogue["platforms"]:
+        unread = set(platform.get("environment", {}).get("env", {})) - set(READ_BY)
+        assert not unread, f"{platform['name']} sets {sorted(unread)}, which nothing in the job reads"
+
+
+def test_the_example_jobs_install_nothing_and_get_the_platforms_time_limit(tmp_path: Path) -> None:
+    done = _pytest(
+        tmp_path, "--platforms-file", "platforms.example-centre.yaml", "--platform", "all", "--hetero-dry-run"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "pip install" not in done.stdout
+    case = done.stdout.split("[cerebras-cs2] ---", 1)[1].split(" dry run: ", 1)[0]  # the first CS-2 case
+    assert "time limits: job 240 min" in case and "#SBATCH --time=240\n" in case
+    assert "export PYTHONPATH=" in case and "is not visible on this node" in case  # the bundle, checked
+    assert "/opt/pytest-hetero/bundle" in done.stdout  # the Kubernetes platforms mount it
+    assert "IPC_LOCK" in done.stdout and "hostIPC: true" in done.stdout
