@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -313,3 +314,40 @@ def test_rapl_is_read_where_hetero_rapl_root_points(tmp_path: Path, monkeypatch:
     assert counter.read_j() - first_j == pytest.approx(2.5)
     monkeypatch.setenv(RAPL_ROOT_ENV, str(tmp_path / "elsewhere"))
     assert open_counter("cpu") is None  # no domains there: no energy metrics, never a guess
+
+
+# -- the worked example: docs/decide.md and costs.example-centre.yaml -----------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_example_costs_price_every_example_platform_and_say_they_are_examples() -> None:
+    from pytest_hetero.config.loader import load_catalogue
+
+    model = load_costs(ROOT / "costs.example-centre.yaml")
+    catalogue = load_catalogue(ROOT / "platforms.example-centre.yaml")
+    assert sorted(model.platforms) == sorted(p.name for p in catalogue.platforms)
+    text = (ROOT / "costs.example-centre.yaml").read_text()
+    sources = re.findall(r"source: \"([^\"]*)\"", text)
+    assert sources and all(source.startswith("EXAMPLE") for source in sources)
+
+
+def test_the_docs_table_of_hourly_costs_is_what_the_model_computes() -> None:
+    from pytest_hetero.config.loader import load_catalogue
+
+    model = load_costs(ROOT / "costs.example-centre.yaml")
+    rows = re.findall(r"^\| `([a-z0-9-]+)` \| \d+ x [\d/]+ \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|", DOC, re.M)
+    assert len(rows) == 6
+    for platform in load_catalogue(ROOT / "platforms.example-centre.yaml").platforms:
+        accelerator = {"count_per_node": platform.accelerator.count_per_node}
+        accelerator["used_per_node"] = platform.accelerators_per_node
+        record = {
+            "platform": {"name": platform.name, "nodes": platform.resources.nodes, "accelerator": accelerator},
+            "metrics": {"time_to_train_s": {"value": 3600.0}},
+        }
+        figures = run_figures(record, model)
+        shown = next(row[1:] for row in rows if row[0] == platform.name)
+        assert [f"{v:.2f}" for v in (figures.capital, figures.operating, figures.cost)] == list(shown), platform.name
+
+
+DOC = (ROOT / "docs" / "decide.md").read_text(encoding="utf-8")
