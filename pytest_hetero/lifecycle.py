@@ -91,6 +91,7 @@ def _not_run(bench: Benchmark, item: pytest.Item, report: pytest.TestReport) -> 
     """The record of a benchmark skipped (or failed) before its workload ran."""
     result = BenchmarkResult(item.nodeid, bench.test_key, bench.platform, bench.declaration.workload, "")
     result.references_file = str(bench.references_path)
+    result.fingerprints = bench.fingerprints  # what it would have measured: a report valid against its schema
     if report.skipped and isinstance(report.longrepr, tuple):
         result.skip_reason = str(report.longrepr[2]).removeprefix("Skipped: ")
     return result

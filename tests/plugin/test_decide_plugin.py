@@ -102,3 +102,51 @@ def test_a_bad_costs_file_is_a_usage_error_with_its_path(costed: pytest.Pytester
     result = costed.runpytest("--platform=owned", "--hetero-costs=missing.yaml")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--hetero-costs 'missing.yaml': no such file*"])
+
+
+def test_a_sweep_skips_counts_a_backend_cannot_give_and_its_report_ranks(
+    costed: pytest.Pytester, capsys: pytest.CaptureFixture[str]
+) -> None:
+    costed.makepyfile(
+        test_sweep="""
+import pytest
+
+@pytest.mark.hetero(command=["python", "work.py"], config={}, scale={"nodes": [1, 2]})
+def test_sweep(hetero_result):
+    assert hetero_result.metric("throughput_sps") == 100.0
+"""
+    )
+    result = costed.runpytest(
+        "test_sweep.py", "--platforms-file=platforms.yaml", "--platform=owned", "-rs", "--hetero-json=sweep.json"
+    )
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*platform 'owned': its local backend cannot span 2 nodes*"])
+    report = json.loads((costed.path / "sweep.json").read_text())
+    assert schema_errors(report, load_schema("report")) == []  # the skipped case too: fingerprints included
+    keys = sorted((r["nodeid"].split("::")[1], r["test"], r["platform"]["nodes"]) for r in report["results"])
+    assert keys == [
+        ("test_sweep[owned-nodes1]", "test_sweep.py::test_sweep[nodes1]", 1),
+        ("test_sweep[owned-nodes2]", "test_sweep.py::test_sweep[nodes2]", 2),
+    ]
+    from pytest_hetero.cli import main
+
+    capsys.readouterr()
+    assert main(["rank", str(costed.path / "sweep.json"), "--costs", str(costed.path / "costs.yaml")]) == 0
+    text = capsys.readouterr().out
+    assert "test_sweep.py::test_sweep  (objective: time" in text
+    assert "refused owned (" in text and "outcome skipped" in text and "cannot span 2 nodes" in text
+
+
+def test_a_bad_scale_argument_fails_collection_with_the_test_named(costed: pytest.Pytester) -> None:
+    costed.makepyfile(
+        test_bad="""
+import pytest
+
+@pytest.mark.hetero(command=["python", "work.py"], scale={"gpus": [1, 2]})
+def test_bad(hetero_result):
+    pass
+"""
+    )
+    result = costed.runpytest("test_bad.py", "--platforms-file=platforms.yaml", "--platform=owned")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*test_bad.py::test_bad: @pytest.mark.hetero scale= must be one of*got 'gpus'*"])
