@@ -112,8 +112,11 @@ class SlurmBackend(Backend):
     poll_initial_s: ClassVar[float] = 0.25
     poll_factor: ClassVar[float] = 1.3
     poll_max_s: ClassVar[float] = 5.0
-    #: While the awaited job runs: its end should cost it at most this much (one sacct per platform per round).
-    poll_running_max_s: ClassVar[float] = 0.5
+    #: While the awaited job runs, sacct is asked every ``poll_running_fraction`` of its running time so far,
+    #: at least every ``poll_running_min_s`` and at most the back-off: noticing the end costs a short job about
+    #: 0.2 s, a long one at most 5 % of its run time, and a job running for hours one sacct per ``poll_max_s``.
+    poll_running_min_s: ClassVar[float] = 0.2
+    poll_running_fraction: ClassVar[float] = 0.05
     options: SlurmOptions
 
     def __init__(self, platform: Platform) -> None:
@@ -223,9 +226,10 @@ class SlurmBackend(Backend):
         return answers
 
     def next_poll_s(self, handle: JobHandle | None, interval_s: float) -> float:
-        """A running job's end is noticed within :attr:`poll_running_max_s`; a queued one backs off fully."""
-        if isinstance(handle, SlurmJobHandle) and handle.state is JobState.RUNNING:
-            return min(interval_s, self.poll_running_max_s)
+        """A running job is watched in proportion to how long it has run; a queued one backs off fully."""
+        if isinstance(handle, SlurmJobHandle) and handle.state is JobState.RUNNING and handle.started_at is not None:
+            running_s = time.monotonic() - handle.started_at
+            return min(interval_s, max(self.poll_running_min_s, running_s * self.poll_running_fraction))
         return interval_s
 
     def _refresh(self) -> None:

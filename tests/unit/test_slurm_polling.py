@@ -1,0 +1,60 @@
+"""Slurm polling: one sacct for all of a platform's jobs per poll; how soon a running job is polled again."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_hetero.backends.base import JobSpec, JobState
+from pytest_hetero.backends.slurm import SlurmBackend, SlurmJobHandle
+from pytest_hetero.config.loader import parse_catalogue
+from pytest_hetero.config.models import Platform
+
+FAKE_SACCT = """#!/bin/sh
+echo "$@" >> "{calls}"
+echo "101|RUNNING|0:0|3"
+echo "102|COMPLETED|0:0|4"
+echo "103|FAILED|2:0|1"
+"""
+
+
+def _platform() -> Platform:
+    entry = {"name": "s", "accelerator": {"kind": "cpu"}, "backend": {"kind": "slurm"}}
+    return parse_catalogue({"version": 1, "platforms": [entry]}, "test").platforms[0]
+
+
+def _handle(job_id: str, platform: Platform, tmp_path: Path) -> SlurmJobHandle:
+    return SlurmJobHandle(job_id=job_id, spec=JobSpec(job_id, ("true",), tmp_path, platform))
+
+
+def test_one_sacct_answers_every_job_of_the_platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = tmp_path / "calls"
+    sacct = tmp_path / "bin" / "sacct"
+    sacct.parent.mkdir()
+    sacct.write_text(FAKE_SACCT.format(calls=calls))
+    sacct.chmod(sacct.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{sacct.parent}{os.pathsep}{os.environ['PATH']}")
+    platform = _platform()
+    backend = SlurmBackend(platform)
+    handles = [_handle(job_id, platform, tmp_path) for job_id in ("101", "102", "103")]
+    backend._unfinished.update({h.job_id: h for h in handles})  # as submit() records them
+    assert backend.statuses(handles) == [JobState.RUNNING, JobState.COMPLETED, JobState.FAILED]
+    assert calls.read_text().splitlines() == ["-X -n -P -o JobID,State,ExitCode,ElapsedRaw -j 101,102,103"]
+    assert handles[2].exit_code == 2
+
+
+def test_a_running_job_is_polled_in_proportion_to_its_run_time(tmp_path: Path) -> None:
+    platform = _platform()
+    backend = SlurmBackend(platform)
+    job = _handle("1", platform, tmp_path)
+    assert backend.next_poll_s(job, 4.0) == 4.0  # queued: the full back-off
+    job.state, job.started_at = JobState.RUNNING, time.monotonic() - 2.0
+    assert backend.next_poll_s(job, 4.0) == backend.poll_running_min_s  # just started: closely
+    job.started_at = time.monotonic() - 60.0
+    assert backend.next_poll_s(job, 4.0) == pytest.approx(3.0, abs=0.01)  # 5 % of a minute
+    job.started_at = time.monotonic() - 3600.0
+    assert backend.next_poll_s(job, 4.0) == 4.0  # never slower than the back-off
