@@ -15,6 +15,7 @@ from pytest_hetero.config.models import Catalogue
 from pytest_hetero.contention import refresh_contention
 from pytest_hetero.errors import ConfigError, HeteroError, UnavailableError
 from pytest_hetero.fingerprint import unpaired_notes
+from pytest_hetero.handover import hand_over, take_over
 from pytest_hetero.history import HistoryStore
 from pytest_hetero.host_fingerprint import host_fingerprint
 from pytest_hetero.interrupts import Interrupts
@@ -144,6 +145,8 @@ class ReportCollector:
             return
         for problem in self.hetero.problems:  # shown even under -q
             terminalreporter.write_line(f"pytest-hetero: {problem}", red=True)
+        for leftover in self.hetero.leftovers:
+            terminalreporter.write_line(f"pytest-hetero: left behind: {leftover}", red=True)
         if self.hetero.config.get_verbosity() < 0:
             return
         if self.hetero.records:
@@ -160,7 +163,9 @@ def finish_session(hetero: HeteroSession, exit_status: int) -> None:
     hetero.interrupted = exit_status == pytest.ExitCode.INTERRUPTED
     hetero.shutdown()
     if hetero.is_worker:
+        hand_over(hetero)  # what no test report carries: interrupted cases, cancelled jobs, leftovers
         return
+    take_over(hetero)
     # Every window is closed now, the workers' too: what ran beside each record, final.
     refresh_contention([record["contention"] for record in hetero.records], hetero.scheduler.isolation.ledger)
     if hetero.options.update_references:
@@ -174,6 +179,7 @@ def finish_session(hetero: HeteroSession, exit_status: int) -> None:
         cancelled_jobs=hetero.cancelled_jobs,
         provenance=hetero.provenance,
     )
+    report["leftovers"] = list(hetero.leftovers)
     if hetero.options.json_path is not None:
         _write_json(hetero, hetero.options.json_path, report)
     if hetero.options.benchmark_json_path is not None:

@@ -55,6 +55,8 @@ class HeteroSession:
         self.records: list[ResultRecord] = []
         self.interrupted = False
         self.cancelled_jobs: list[str] = []
+        #: What the backends could not clean up, each with the command that does (Backend.leftovers).
+        self.leftovers: list[str] = []
         self.notes: list[str] = []
         #: Requested outputs that could not be produced: printed even under -q, exit status 3.
         self.problems: list[str] = []
@@ -196,6 +198,7 @@ class HeteroSession:
         self._running.clear()
         for backend in self._backends.values():
             backend.close()
+            self.leftovers += backend.leftovers()
         self._backends.clear()
 
     def dry_run_text(self, item: pytest.Item, bench: Benchmark) -> str:

@@ -300,6 +300,10 @@ class Backend(ABC):
     def close(self) -> None:
         """Release connections at session end."""
 
+    def leftovers(self) -> list[str]:
+        """What :meth:`close` could not remove (objects on a cluster), each with the command that removes it."""
+        return []
+
 
 def raise_for_state(output: JobOutput) -> None:
     """Raise the stage error matching a job's end state; return on success."""

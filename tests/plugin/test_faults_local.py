@@ -9,6 +9,7 @@ cancelled, and that no traceback was printed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -195,3 +196,39 @@ def test_kill_9_of_a_child_fails_the_test_and_ends_the_escaped_ones(run: Callabl
     # The setsid grandchild and the double-forked daemon left the process group: ended all the same.
     assert _survivors(started.pids) == [], output
     assert report["results"][0]["outcome"] == "failed"
+
+
+XDIST_TESTS = """
+import pytest
+
+@pytest.mark.hetero(command=["python", "-c", "import os, time; open(f'pid-{os.getpid()}', 'w'); time.sleep(300)"])
+@pytest.mark.parametrize("case", ["a", "b"])
+def test_slow(case):
+    pass
+"""
+
+
+def test_ctrl_c_under_xdist_lists_the_cases_the_workers_were_running(tmp_path: Path) -> None:
+    (tmp_path / "test_slow.py").write_text(XDIST_TESTS)
+    argv = [sys.executable, "-c", START, "-p", "no:cacheprovider", "-n", "2", "--hetero-json=out.json", "-q"]
+    # Its own session, so that Ctrl-C can reach the controller and its workers at once, as a terminal's does.
+    proc = subprocess.Popen(
+        argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob("pid-*")):  # one runs; the other waits for the host's resource group
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    pids = [int(path.name.removeprefix("pid-")) for path in tmp_path.glob("pid-*")]
+    assert (proc.returncode, "Traceback" in output) == (pytest.ExitCode.INTERRUPTED, False), output
+    assert _survivors(pids) == [], output
+    report = json.loads((tmp_path / "out.json").read_text())
+    outcomes = sorted((r["nodeid"], r["outcome"]) for r in report["results"])
+    assert outcomes == [(f"test_slow.py::test_slow[local-{c}]", "interrupted") for c in "ab"], output
+    assert sorted(report["cancelled_jobs"]) == sorted(f"local-{pid}" for pid in pids)
