@@ -219,7 +219,9 @@ def differences(config: Config) -> list[Difference]:
     if config["recipe"] == "adamw":
         found.append(Difference("optimizer-adamw", "AdamW instead of the reference's LAMB (closed allows both)", True))
     if int(config["lr_schedule_batch_size"]) != 2048:
-        found.append(Difference("schedule-unscaled", "warm-up and milestone steps not sized for global batch 2048", True))
+        found.append(
+            Difference("schedule-unscaled", "warm-up and milestone steps not sized for global batch 2048", True)
+        )
     return found + smoke_test(config)
 
 

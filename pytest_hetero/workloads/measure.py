@@ -17,15 +17,16 @@ accelerator).
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 from pytest_hetero.workloads.flops import count_train_flops
-from pytest_hetero.workloads.protocol import PEAK_TFLOPS_ENV
+from pytest_hetero.workloads.protocol import PEAK_TFLOPS_ENV, WorkloadMetric
 
-__all__ = ["count_train_flops", "mfu", "peak_rss_mb", "peak_tflops"]
+__all__ = ["count_train_flops", "flops_metrics", "mfu", "peak_rss_mb", "peak_tflops"]
 
 
 def peak_tflops(precision: str, environ: Mapping[str, str] | None = None) -> float | None:
@@ -49,6 +50,19 @@ def mfu(
     if not flops_per_step or not peak_tflops_per_device or steps_per_s <= 0:
         return None
     return flops_per_step * steps_per_s / (peak_tflops_per_device * 1e12 * devices)
+
+
+def flops_metrics(
+    flops_per_step: float | None, steps_per_s: float, precision: str, devices: int
+) -> list[WorkloadMetric]:
+    """``model_tflops``, and ``mfu`` where the platform states its peak for ``precision``."""
+    if flops_per_step is None or not math.isfinite(steps_per_s):
+        return []
+    found = [WorkloadMetric("model_tflops", flops_per_step * steps_per_s / 1e12, "TFLOP/s", True)]
+    utilisation = mfu(flops_per_step, steps_per_s, peak_tflops(precision), devices)
+    if utilisation is not None:
+        found.append(WorkloadMetric("mfu", utilisation, "ratio", True))
+    return found
 
 
 def peak_rss_mb() -> float | None:

@@ -46,7 +46,7 @@ class LARS(torch.optim.Optimizer):
         super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "eta": eta, "eps": eps})
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             for param in group["params"]:
@@ -81,7 +81,7 @@ class LAMB(torch.optim.Optimizer):
         super().__init__(params, defaults)
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
@@ -105,4 +105,4 @@ class LAMB(torch.optim.Optimizer):
 
 
 #: Optimisers by the name an OptimizerSpec carries, for adapters whose SDK has none.
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {"lars": LARS, "lamb": LAMB}
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"lars": LARS, "lamb": LAMB}

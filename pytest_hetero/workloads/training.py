@@ -50,7 +50,7 @@ from pytest_hetero.workloads.harness import (
     resolve_kind,
     validate_common,
 )
-from pytest_hetero.workloads.measure import mfu, peak_rss_mb, peak_tflops
+from pytest_hetero.workloads.measure import flops_metrics, peak_rss_mb
 from pytest_hetero.workloads.mllog import MLLogger, make_mllogger
 from pytest_hetero.workloads.protocol import RUN_ID_ENV, WorkloadMetric, emit_metrics
 
@@ -253,7 +253,12 @@ def log_run_shape(mllog: MLLogger, spec: WorkloadSpec, config: Config, shape: Ru
 
 
 def run(
-    spec: WorkloadSpec, config: Config, adapter: Adapter, env: DistEnv, mllog: MLLogger, extra: dict[str, Any] | None = None
+    spec: WorkloadSpec,
+    config: Config,
+    adapter: Adapter,
+    env: DistEnv,
+    mllog: MLLogger,
+    extra: dict[str, Any] | None = None,
 ) -> list[WorkloadMetric]:
     """One MLPerf-style run; returns the metrics (every rank computes them) and fills ``extra`` (card, provenance)."""
     mllog.start("init_start")
@@ -328,7 +333,8 @@ def metrics(
     if device_mb is not None:
         found.append(WorkloadMetric("peak_device_memory_mb", device_mb, "MiB", False))
     found += _energy_metrics(meter, adapter)
-    found += _flops_metrics(config, adapter, result, summary.throughput_sps / result.timer.samples_per_step)
+    steps_per_s = summary.throughput_sps / result.timer.samples_per_step
+    found += flops_metrics(result.flops_per_step, steps_per_s, str(config["precision"]), adapter.devices)
     if result.staging is not None:
         found.append(WorkloadMetric("staging_time_s", result.staging.staging_time_s, "s", False))
         found.append(WorkloadMetric("read_throughput_mbps", result.staging.read_throughput_mbps, "MB/s", True))
@@ -344,16 +350,6 @@ def _energy_metrics(meter: EnergyMeter, adapter: Adapter) -> list[WorkloadMetric
         WorkloadMetric("energy_j", energy_j, "J", False),
         WorkloadMetric("avg_power_w", energy_j / elapsed_s if elapsed_s > 0 else math.nan, "W", False),
     ]
-
-
-def _flops_metrics(config: Config, adapter: Adapter, result: Run, steps_per_s: float) -> list[WorkloadMetric]:
-    if result.flops_per_step is None or not math.isfinite(steps_per_s):
-        return []
-    found = [WorkloadMetric("model_tflops", result.flops_per_step * steps_per_s / 1e12, "TFLOP/s", True)]
-    utilisation = mfu(result.flops_per_step, steps_per_s, peak_tflops(str(config["precision"])), adapter.devices)
-    if utilisation is not None:
-        found.append(WorkloadMetric("mfu", utilisation, "ratio", True))
-    return found
 
 
 # --------------------------------------------------------------------------
