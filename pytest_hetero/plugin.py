@@ -22,7 +22,7 @@ from pytest_hetero.lifecycle import ReportCollector, build_session, record_for_r
 from pytest_hetero.markers import MARKER, MARKER_HELP
 from pytest_hetero.options import add_options
 from pytest_hetero.pybench import fixture_stats
-from pytest_hetero.reporting.junit import junit_properties
+from pytest_hetero.reporting.junit import junit_properties, junit_write_failed
 from pytest_hetero.results import BenchmarkResult
 from pytest_hetero.session import BENCH_KEY, RESULT_KEY, SESSION_KEY, HeteroSession
 from pytest_hetero.stages import benchmark_fixture_result
@@ -72,6 +72,21 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     collector = config.pluginmanager.get_plugin(_COLLECTOR_NAME)
     if collector is not None:
         config.pluginmanager.unregister(collector)
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[None, None, None]:
+    """pytest's JUnit writer failing (a full disk) skips the hooks after it: say so, write the other reports."""
+    try:
+        return (yield)
+    except OSError as exc:
+        hetero = session.config.stash.get(SESSION_KEY, None)
+        if hetero is None or not junit_write_failed(session.config, exc, hetero.problems):
+            raise
+        collector = session.config.pluginmanager.get_plugin(_COLLECTOR_NAME)
+        if collector is not None:
+            collector.pytest_sessionfinish(session, exitstatus)
+        return None
 
 
 @pytest.hookimpl(trylast=True)

@@ -30,6 +30,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pytest_hetero.bundle import Bundle
 from pytest_hetero.config.models import Platform, ResourceGroup
+from pytest_hetero.diskspace import full_disk_note
 from pytest_hetero.errors import ConfigError, HeteroError, JobFailedError, JobTimeoutError, StageError
 from pytest_hetero.launchers.base import LaunchContext
 from pytest_hetero.schemas import schema_errors
@@ -310,7 +311,8 @@ def raise_for_state(output: JobOutput) -> None:
     if output.state is JobState.COMPLETED and output.exit_code in (0, None):
         return
     error: type[StageError] = JobTimeoutError if output.state is JobState.TIMEOUT else JobFailedError
-    raise error(_describe(output), job_id=output.job_id, log_tail=output.log_tail())
+    described = _describe(output) + full_disk_note(output.stdout_path.parent)
+    raise error(described, job_id=output.job_id, log_tail=output.log_tail())
 
 
 def _describe(output: JobOutput) -> str:

@@ -54,5 +54,9 @@ def write_report(path: Path, report: dict[str, Any]) -> None:
     """Write atomically, so an interrupted run never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(report, indent=2, sort_keys=False, default=str) + "\n")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(report, indent=2, sort_keys=False, default=str) + "\n")
+        tmp.replace(path)
+    except BaseException:  # a full disk (ENOSPC), or Ctrl-C: no half-written temporary file stays behind
+        tmp.unlink(missing_ok=True)
+        raise

@@ -7,10 +7,30 @@ Jenkins read it under ``xunit2`` too, although the xunit2 XSD does not allow it.
 
 from __future__ import annotations
 
+import traceback
+from pathlib import Path
+
+import pytest
+
+from pytest_hetero.diskspace import no_space_message
 from pytest_hetero.reporting.html_cells import band_text
 from pytest_hetero.results import BenchmarkResult
 
-__all__ = ["junit_properties"]
+__all__ = ["junit_properties", "junit_write_failed"]
+
+
+def junit_write_failed(config: pytest.Config, exc: OSError, problems: list[str]) -> bool:
+    """Whether ``exc`` is pytest's ``--junitxml`` writer failing (a full disk); if so, note it in ``problems``.
+
+    The partial file is removed: a CI job then reports the JUnit file missing, not a parse error.
+    """
+    if not any(frame.filename.endswith("junitxml.py") for frame in traceback.extract_tb(exc.__traceback__)):
+        return False
+    path = Path(config.option.xmlpath) if getattr(config.option, "xmlpath", None) else None
+    if path is not None:
+        path.unlink(missing_ok=True)
+    problems.append(f"could not write the JUnit report {path}: {no_space_message(exc)}")
+    return True
 
 
 def junit_properties(result: BenchmarkResult) -> list[tuple[str, object]]:
