@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import pydantic
 import urllib3
+import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
@@ -74,7 +75,7 @@ def _load(path: str, context: str | None) -> tuple[k8s.ApiClient, str]:
             config_file=path, context=context, persist_config=False
         )
         contexts, active = k8s_config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]
-    except (ConfigException, OSError, ValueError, TypeError) as exc:
+    except (ConfigException, OSError, ValueError, TypeError, yaml.YAMLError) as exc:
         raise ConfigError(
             f"cannot load the kube config {path} (context {context or 'current'}): {exc}; "
             "set KUBECONFIG, or backend.options.kubeconfig / context"

@@ -21,8 +21,10 @@ from pathlib import Path
 import k8s_scenarios as scenarios
 import pytest
 from k8s_scenarios import Target
+from kubernetes import client as k8s
 
-from pytest_hetero.backends.k8s_client import connect
+from pytest_hetero.backends.k8s_client import TRANSPORT_ERRORS, connect
+from pytest_hetero.errors import ConfigError
 
 OPTION = "--hetero-live-kubernetes"
 
@@ -33,10 +35,18 @@ def live_cluster(request: pytest.FixtureRequest) -> tuple[Path, str]:
     asked = request.config.getoption(OPTION, default=False) or os.environ.get("HETERO_LIVE_KUBERNETES") == "1"
     if not asked:
         pytest.skip(f"live Kubernetes suite not requested: pass {OPTION} (or HETERO_LIVE_KUBERNETES=1) with KUBECONFIG")
+    # Asked for, the suite fails rather than skips when the cluster cannot be used: a CI job that
+    # opts in must not pass green on a broken KUBECONFIG.
     kubeconfig = os.environ.get("KUBECONFIG")
     if not kubeconfig or not Path(kubeconfig).is_file():
-        pytest.skip(f"{OPTION} needs KUBECONFIG naming a kube config file (got {kubeconfig!r})")
-    _, namespace = connect(kubeconfig, None, False)
+        pytest.fail(f"{OPTION} needs KUBECONFIG naming a kube config file (got {kubeconfig!r})", pytrace=False)
+    try:
+        api, namespace = connect(kubeconfig, None, False)
+        k8s.VersionApi(api).get_code(_request_timeout=(10, 20))
+    except ConfigError as exc:
+        pytest.fail(f"{OPTION}: {exc}", pytrace=False)
+    except (k8s.ApiException, *TRANSPORT_ERRORS) as exc:
+        pytest.fail(f"{OPTION}: the cluster of KUBECONFIG={kubeconfig} does not answer: {exc}", pytrace=False)
     return Path(kubeconfig), os.environ.get("HETERO_LIVE_K8S_NAMESPACE", namespace)
 
 
