@@ -73,7 +73,7 @@ platforms:
   - name: bad
     accelerator: {kind: cpu}
     backend: {kind: BACKEND, options: OPTIONS}
-    environment: {container_image: "python:3.11"}
+    environment: ENVIRONMENT
 """
 
 
@@ -87,7 +87,9 @@ platforms:
 def test_dry_run_with_bad_options_is_a_usage_error(
     pytester: pytest.Pytester, backend: str, options: str, shown: str
 ) -> None:
-    pytester.makefile(".yaml", platforms=CATALOGUE.replace("BACKEND", backend).replace("OPTIONS", options))
+    environment = '{container_image: "python:3.11"}' if backend == "kubernetes" else "{}"
+    catalogue = CATALOGUE.replace("BACKEND", backend).replace("OPTIONS", options).replace("ENVIRONMENT", environment)
+    pytester.makefile(".yaml", platforms=catalogue)
     pytester.makepyfile(
         test_b="import pytest\n@pytest.mark.hetero(command=['true'])\ndef test_b(hetero_result): pass\n"
     )
