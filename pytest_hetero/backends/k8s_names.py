@@ -28,7 +28,7 @@ _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _QUALIFIED = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 
-_SUBDOMAIN_OPTIONS = ("service_account", "priority_class", "queue_name", "template_plural")
+_SUBDOMAIN_OPTIONS = ("service_account", "priority_class", "template_plural")
 _LABEL_MAPS = ("labels", "node_selector")
 
 
@@ -68,6 +68,9 @@ def name_problems(options: Mapping[str, Any], path: str = "backend.options") -> 
         problem = subdomain_problem(value) if isinstance(value, str) else None
         if problem:
             yield f"{path}.{key}: {problem}"
+    queue = options.get("queue_name")
+    if isinstance(queue, str) and (subdomain_problem(queue) or _value_problem(queue)):  # also a label value
+        yield f"{path}.queue_name: {queue!r} is not a valid Kueue queue name (a DNS-1123 subdomain of at most 63)"
     for index, secret in enumerate(options.get("image_pull_secrets") or ()):
         problem = subdomain_problem(secret) if isinstance(secret, str) else None
         if problem:

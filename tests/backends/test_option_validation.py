@@ -50,6 +50,7 @@ def test_control_characters_in_slurm_options_are_refused(options: dict[str, Any]
         ({"node_selector": {"gpu": "a" * 64}}, r"node_selector: value 'a{64}' is not a valid label value"),
         ({"annotations": {"/x": "anything at all"}}, r"annotations: key '/x' is not a valid label key"),
         ({"pvc": {"imagenet": "Claim"}}, r"pvc\.imagenet: 'Claim' is not a valid DNS-1123 subdomain"),
+        ({"queue_name": "q" * 64}, r"queue_name: 'q{64}' is not a valid Kueue queue name"),
     ],
 )
 def test_kubernetes_names_follow_the_api_rules(options: dict[str, Any], problem: str) -> None:
