@@ -18,7 +18,7 @@ from typing import Any
 
 from pytest_hetero.decide.costs import CostModel, PlatformCost
 
-__all__ = ["RunFigures", "run_figures", "run_time_s"]
+__all__ = ["RunFigures", "figures_of", "run_figures", "run_time_s"]
 
 #: Where the time of one run comes from, first found wins.
 _TIME_METRICS = ("time_to_train_s",)
@@ -61,6 +61,26 @@ class RunFigures:
     @property
     def samples_per_kj(self) -> float | None:
         return None if self.samples is None or not self.energy_j else self.samples / (self.energy_j / 1e3)
+
+    @classmethod
+    def from_dict(cls, block: Mapping[str, Any]) -> RunFigures:
+        """Back from a record's ``extra.decide`` (written by ``--hetero-costs`` or ``rank --annotate``)."""
+        energy, cost = block["energy"], block["cost"]
+        return cls(
+            platform=block["platform"],
+            nodes=int(block["nodes"]),
+            accelerators=int(block["accelerators"]),
+            time_s=block["time_s"],
+            time_source=block["time_source"],
+            energy_j=energy["joules"],
+            energy_measured=energy["kind"] == "measured",
+            energy_note=energy["note"],
+            samples=block.get("samples"),
+            capital=cost["capital"],
+            operating=cost["operating"],
+            basis=cost["basis"],
+            currency=cost["currency"],
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """The ``decide`` block of a report record (JSON)."""
@@ -131,6 +151,17 @@ def run_figures(record: Mapping[str, Any], model: CostModel | None) -> RunFigure
     capital = price.capital.per_node_hour * share * hours
     operating = price.electricity.cost_of(energy_j or 0.0)
     return replace(base, samples=samples, capital=capital, operating=operating, basis="owned", currency=model.currency)
+
+
+def figures_of(record: Mapping[str, Any], model: CostModel | None) -> RunFigures:
+    """Under ``model``; without one, what the record's ``extra.decide`` says, if it has one."""
+    block = (record.get("extra") or {}).get("decide")
+    if model is None and isinstance(block, Mapping):
+        try:
+            return RunFigures.from_dict(block)
+        except (KeyError, TypeError, ValueError):
+            pass  # not ours, or older: recompute
+    return run_figures(record, model)
 
 
 def _energy(

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
+from typing import Any
 
-from pytest_hetero.decide.rank import WorkloadRanking
+from pytest_hetero.decide.rank import WorkloadRanking, rank
 from pytest_hetero.decide.render import COLUMNS, rows
 from pytest_hetero.decide.svg import Point, Series, lines, scatter
 
-__all__ = ["render_rank_html"]
+__all__ = ["decide_section", "render_rank_html"]
 
+#: The page's rules, scoped to the section when it is part of the run report.
+_STYLE_SCOPED = (
+    "#decide .estimated{color:#8a5a00;font-style:italic}#decide .answer{font-weight:600;background:#eef3fb;"
+    "padding:.5em}#decide .refused{color:#a00}#decide svg.chart{border:1px solid #ddd;margin:.5em 0;font-size:11px}"
+    "#decide svg .plot{fill:#fafafa;stroke:#999}#decide tr.first td{background:#e6f4e6}"
+)
 _SCALING_CAPTION = "Parallel efficiency = speed-up (throughput against the smallest count) / node ratio; 1 is perfect."
 
 _STYLE = """
@@ -35,9 +42,21 @@ def render_rank_html(rankings: Sequence[WorkloadRanking]) -> str:
     )
 
 
-def _section(ranking: WorkloadRanking) -> str:
+def decide_section(reports: Sequence[Mapping[str, Any]]) -> str:
+    """For the run report's HTML: the ranking by cost of records that carry ``extra.decide`` (``--hetero-costs``).
+
+    Empty when no record does.
+    """
+    if not any((r.get("extra") or {}).get("decide") for rep in reports for r in rep.get("results", [])):
+        return ""
+    rankings = rank([(str(rep.get("run_id", i)), rep) for i, rep in enumerate(reports)], None, "cost")
+    body = "".join(f'<section class="workload">{_section(r, level=3)}</section>' for r in rankings)
+    return f'<div id="decide"><style>{_STYLE_SCOPED}</style><h2>Cost and energy</h2>{body}</div>'
+
+
+def _section(ranking: WorkloadRanking, level: int = 2) -> str:
     parts = [
-        f"<h2>{escape(ranking.test)}</h2>",
+        f"<h{level}>{escape(ranking.test)}</h{level}>",
         f"<p>Objective: <b>{ranking.objective}</b>; workload fingerprint <code>{escape(ranking.fingerprint)}</code>. "
         "Only results of this fingerprint are ranked; energy in <span class=estimated>italics</span> is estimated "
         "(nominal power x time), the rest measured.</p>",
@@ -50,7 +69,7 @@ def _section(ranking: WorkloadRanking) -> str:
         items = "".join(
             f"<li><b>{escape(r.platform)}</b> ({escape(r.report)}): {escape(r.reason)}</li>" for r in ranking.refused
         )
-        parts.append(f'<h3>Refused</h3><ul class="refused">{items}</ul>')
+        parts.append(f'<p><b>Refused</b></p><ul class="refused">{items}</ul>')
     return "\n".join(parts)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pytest_hetero.decide.costs import CostModel
-from pytest_hetero.decide.figures import RunFigures, run_figures
+from pytest_hetero.decide.figures import RunFigures, figures_of
 from pytest_hetero.decide.pareto import pareto_front
 from pytest_hetero.decide.scaling import unscaled_key
 
@@ -130,7 +130,7 @@ def _rank_one(
             reason = _unlike(record, reference)
             ranking.refused.append(Refusal(name, record["nodeid"], record["platform"]["name"], reason))
             continue
-        figures = run_figures(record, model)
+        figures = figures_of(record, model)
         throughput = record.get("metrics", {}).get("throughput_sps", {}).get("value")
         ranking.candidates.append(
             Candidate(name, record["nodeid"], figures, throughput, constraints.violation(figures))
@@ -226,7 +226,7 @@ def _point(base: Candidate, base_nodes: int, cand: Candidate, nodes: int) -> Sca
 def _answer(ranking: WorkloadRanking, constraints: Constraints, model: CostModel | None) -> str:
     """The cheapest platform that trains within the deadline (and budget), in one line."""
     within = "within the deadline" if constraints.deadline_s is not None else "(no deadline given)"
-    if model is None:
+    if model is None and all(c.figures.cost is None for c in ranking.candidates):
         return f"{ranking.test}: cheapest platform {within}: unknown, no costs file (--costs FILE)"
     fits = [c for c in ranking.candidates if c.violation is None and c.figures.cost is not None]
     if not fits:

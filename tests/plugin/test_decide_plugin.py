@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
 
+from pytest_hetero.decide.rank import rank
 from pytest_hetero.history import open_store
 from pytest_hetero.schemas import load_schema, schema_errors
 
@@ -92,6 +95,19 @@ def test_each_record_carries_energy_and_cost_in_report_junit_and_history(costed:
     with open_store(str(costed.path / "history.sqlite")) as store:
         (point,) = store.series("test_costed.py::test_bench", "owned", "cost_total")
     assert point.value == pytest.approx(owned["metrics"]["cost_total"]["value"])
+
+    # The run's own HTML report gets a cost section with the Pareto chart (a subprocess: matplotlib and numpy
+    # must not be imported inside pytester's in-process runs, which unload modules afterwards).
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_hetero.cli", "report", "out.json", "--html", "out.html"],
+        cwd=costed.path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    page = (costed.path / "out.html").read_text()
+    assert '<div id="decide">' in page and page.count('<svg class="chart pareto"') == 1
+    (ranking,) = rank([("out.json", report)], None, "cost")  # no costs file: the records' own figures
+    assert {c.figures.basis for c in ranking.ranked} == {"owned", "rental"}
+    assert "cheapest platform (no deadline given): " in ranking.answer
 
 
 def test_a_bad_costs_file_is_a_usage_error_with_its_path(costed: pytest.Pytester) -> None:

@@ -351,3 +351,16 @@ def test_the_docs_table_of_hourly_costs_is_what_the_model_computes() -> None:
 
 
 DOC = (ROOT / "docs" / "decide.md").read_text(encoding="utf-8")
+
+
+def test_the_run_report_html_has_a_cost_section_only_for_records_with_figures(costs: Path) -> None:
+    from pytest_hetero.decide.command import annotate
+    from pytest_hetero.reporting.html import render_html
+
+    plain = fake_reports.report([fake_reports.record(platform="owned"), fake_reports.record(platform="rented")])
+    for record in plain["results"]:
+        record["workload"]["fingerprint"] = fake_reports.HASH_A
+    assert 'id="decide"' not in render_html([plain], image_format="svg")
+    page = render_html([annotate(plain, load_costs(costs))], image_format="svg")
+    assert '<div id="decide">' in page and page.count('<svg class="chart pareto"') == 1
+    assert "cheapest platform (no deadline given): " in page
