@@ -11,7 +11,7 @@ import pytest
 
 from pytest_hetero.config.models import Platform
 from pytest_hetero.decide.scaling import Scale, case_id, scaled_key, scaled_platform
-from pytest_hetero.errors import ConfigError
+from pytest_hetero.errors import ConfigError, HeteroError
 from pytest_hetero.jobs import Benchmark, case_key, will_skip
 from pytest_hetero.markers import MARKER, Declaration, incompatibility, read_marks
 from pytest_hetero.session import BENCH_KEY, HeteroSession
@@ -81,8 +81,12 @@ def _cannot_span(platform: Platform, session: HeteroSession) -> str | None:
     """Why a backend cannot give this many nodes (no way to start a command on each), or None."""
     if platform.resources.nodes <= 1:
         return None
-    if session.backend_for(platform).launch_context().rendezvous is not None:
-        return None
+    try:
+        if session.backend_for(platform).launch_context().rendezvous is not None:
+            return None
+    except HeteroError:
+        return None  # an unusable backend: its own error, when the case runs, says why
+
     return (
         f"platform {platform.name!r}: its {platform.backend.kind} backend cannot span {platform.resources.nodes} nodes"
     )
