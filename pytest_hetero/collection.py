@@ -13,7 +13,7 @@ from pytest_hetero.config.models import Platform
 from pytest_hetero.decide.scaling import Scale, case_id, scaled_key, scaled_platform
 from pytest_hetero.errors import ConfigError, HeteroError
 from pytest_hetero.jobs import Benchmark, case_key, will_skip
-from pytest_hetero.markers import MARKER, Declaration, incompatibility, read_marks
+from pytest_hetero.markers import MARKER, Declaration, check_json_config, incompatibility, read_marks
 from pytest_hetero.session import BENCH_KEY, HeteroSession
 
 __all__ = ["PARAM", "attach_benchmarks", "parametrize", "references_files", "references_files_of"]
@@ -139,7 +139,12 @@ def _with_params(item: pytest.Function, decl: Declaration, values: dict[str, obj
     if missing:
         where = item.nodeid.split("[", 1)[0]
         pytest.fail(f"{where}: @pytest.mark.hetero params={missing} are not parametrize arguments", pytrace=False)
-    config = {**decl.workload.config, **{name: values[name] for name in decl.params}}
+    swept = {name: values[name] for name in decl.params}
+    try:
+        check_json_config(swept, item.nodeid)  # the workload reads them as JSON: no str() of an object
+    except ConfigError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    config = {**decl.workload.config, **swept}
     return dataclasses.replace(decl, workload=dataclasses.replace(decl.workload, config=MappingProxyType(config)))
 
 

@@ -34,7 +34,16 @@ from pytest_hetero.decide.scaling import Scale, read_scale
 from pytest_hetero.errors import ConfigError
 from pytest_hetero.workload import Workload
 
-__all__ = ["MARKER", "Declaration", "incompatibility", "merged_kwargs", "read_declaration", "read_marker", "read_marks"]
+__all__ = [
+    "MARKER",
+    "Declaration",
+    "check_json_config",
+    "incompatibility",
+    "merged_kwargs",
+    "read_declaration",
+    "read_marker",
+    "read_marks",
+]
 
 MARKER = "hetero"
 MARKER_HELP = (
@@ -146,7 +155,7 @@ def _count(value: Any, name: str, where: str) -> int:
     return value
 
 
-def _json_config(config: Mapping[str, Any], where: str) -> None:
+def check_json_config(config: Mapping[str, Any], where: str) -> None:
     """The config reaches the workload as JSON: a value JSON cannot carry is an error, not its str()."""
     for key, value in config.items():
         try:
@@ -162,7 +171,7 @@ def _workload(kwargs: dict[str, Any], where: str) -> Workload:
     config = kwargs.get("config") or {}
     if not isinstance(config, Mapping):
         raise ConfigError(f"{where}: @pytest.mark.hetero config= must be a dict, not {type(config).__name__}")
-    _json_config(config, where)
+    check_json_config(config, where)
     given = [k for k in ("workload", "module", "command") if kwargs.get(k)]
     if len(given) != 1:
         raise ConfigError(f"{where}: @pytest.mark.hetero needs exactly one of workload=, module=, command=")

@@ -175,3 +175,16 @@ def test_nan_metric_without_reference_fails_the_case(pytester: pytest.Pytester) 
     )
     record = json.loads((pytester.path / "report.json").read_text())["results"][0]
     assert record["error"]["stage"] == "collect"
+
+
+def test_non_json_parametrize_value_swept_into_the_config_is_refused(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_b="import pytest\nfrom pathlib import Path\n"
+        "@pytest.mark.parametrize('data', [Path('/x')])\n"
+        "@pytest.mark.hetero(command=['touch', 'ran'], params=['data'])\n"
+        "def test_b(hetero_result, data): pass\n"
+    )
+    result = pytester.runpytest()
+    assert result.ret != pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*test_b.py::test_b*config[[]'data'[]] = PosixPath('/x'): not JSON data*"])
+    assert not (pytester.path / "ran").exists()
