@@ -33,7 +33,7 @@ from pytest_hetero.backends.k8s_bundle import bundle_mount, bundle_volume
 from pytest_hetero.backends.k8s_options import K8sOptions
 from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import ConfigError
-from pytest_hetero.redact import REDACTED, is_secret_name
+from pytest_hetero.redact import REDACTED, is_secret
 
 __all__ = [
     "CONTAINER",
@@ -373,11 +373,11 @@ def load_template(template: str | Mapping[str, Any] | None, source: str) -> Json
 
 
 def redacted(node: Any) -> Any:
-    """The manifest with secret-looking environment values replaced, for printing."""
+    """The manifest with secret environment values (marked, or secret-looking names) replaced, for printing."""
     if isinstance(node, list):
         return [redacted(item) for item in node]
     if not isinstance(node, dict):
         return node
-    if set(node) == {"name", "value"} and is_secret_name(str(node["name"])):
+    if set(node) == {"name", "value"} and is_secret(str(node["name"]), str(node["value"])):
         return {"name": node["name"], "value": REDACTED}
     return {key: redacted(value) for key, value in node.items()}

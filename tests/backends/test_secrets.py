@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import yaml
 
 from pytest_hetero.backends.base import JobSpec, JobState
+from pytest_hetero.backends.kubernetes import KubernetesBackend
 from pytest_hetero.backends.slurm import SlurmBackend
 from pytest_hetero.backends.slurm_script import exported_env, render_batch_script
 from pytest_hetero.config.loader import parse_catalogue
@@ -146,3 +148,11 @@ def test_secrets_reach_the_slurm_job_but_not_its_script(slurm_dir: Path, slurm_c
     written = "".join(p.read_text(errors="replace") for p in (slurm_dir / "job").rglob("*") if p.is_file())
     for what, value in SECRETS.items():
         assert value not in written, f"the {what} secret is in a file of the job directory"
+
+
+def test_kubernetes_render_masks_a_marked_secret_by_value(tmp_path: Path) -> None:
+    plat = platform("kubernetes", container_image="python:3.11")
+    text = KubernetesBackend(plat).render(spec_for(plat, tmp_path / "job", tmp_path / "seen.json"))
+    env = yaml.safe_load(text)["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "HF_AUTH", "value": "***"} in env and {"name": "FROM_SUBMITTER", "value": "***"} in env
+    assert SECRETS["by-design"] not in text and SECRETS["from-env"] not in text
