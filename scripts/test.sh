@@ -2,7 +2,8 @@
 # The test suite. Builds .venv first when it is missing. As root on Debian it also installs and
 # starts what the live tests need: a real Slurm cluster (scripts/slurm-local.sh), a PostgreSQL
 # server (scripts/postgres-local.sh), headless Chromium for the HTML report and promtool for the OpenMetrics output; it stops again what
-# it started. Elsewhere those tests are skipped with the reason. Extra arguments go to pytest (default: the whole suite on 2 workers).
+# it started. Elsewhere those tests are skipped with the reason. Anywhere, it builds .venv-torchonly
+# and .venv-cerebras from the package registry when they are missing (HETERO_TEST_VENVS=off: not). Extra arguments go to pytest (default: the whole suite on 2 workers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-venv.sh
@@ -42,6 +43,16 @@ if [ "${HETERO_TEST_SERVICES:-auto}" != "off" ] && can_start_services; then
     fi
 else
     echo "==> not root on Debian (or HETERO_TEST_SERVICES=off): the live Slurm and PostgreSQL tests are skipped" >&2
+fi
+
+# The Pythons that stand in for the compute side: torch alone (the workload-bundle tests) and
+# cerebras-pytorch with its own torch (the Cerebras adapter on the SDK's CPU backend). Built from the
+# package registry when missing, where that works; else their tests skip (and fail under CI).
+if [ "${HETERO_TEST_VENVS:-auto}" != "off" ]; then
+    bash scripts/torch-only-venv.sh ||
+        echo "==> could not build .venv-torchonly: the workload-bundle tests will skip (fail under CI)" >&2
+    bash scripts/cerebras-venv.sh ||
+        echo "==> could not build .venv-cerebras: the Cerebras CPU-backend test will skip (fail under CI)" >&2
 fi
 
 if [ "$#" -eq 0 ]; then

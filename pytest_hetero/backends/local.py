@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pytest_hetero.backends.base import (
@@ -90,9 +91,16 @@ class LocalBackend(Backend):
         python = "python3" if self.platform.environment.container_image else sys.executable
         return LaunchContext(nodes=context.nodes, ranks_per_node=context.ranks_per_node, python=python)
 
+    def bundle_root(self, workdir: Path) -> str | None:
+        """A platform that names its own interpreter (a venv with torch alone) gets the workload bundle."""
+        environment = self.platform.environment
+        return str(workdir / "bundle") if environment.python or environment.venv else None
+
     def submit(self, spec: JobSpec) -> LocalJobHandle:
         try:
             spec.workdir.mkdir(parents=True, exist_ok=True)
+            if spec.bundle is not None:
+                spec.bundle.write(spec.workdir / "bundle")
             return self._start(spec)
         except OSError as exc:
             raise SubmitError(f"cannot prepare the job directory {spec.workdir}: {exc.strerror or exc}") from exc

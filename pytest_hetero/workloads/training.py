@@ -53,6 +53,7 @@ from pytest_hetero.workloads.harness import (
 from pytest_hetero.workloads.measure import flops_metrics, peak_rss_mb
 from pytest_hetero.workloads.mllog import MLLogger, make_mllogger
 from pytest_hetero.workloads.protocol import RUN_ID_ENV, WorkloadMetric, emit_metrics
+from pytest_hetero.workloads.timesplit import attribution
 
 __all__ = ["Run", "main", "run"]
 
@@ -298,6 +299,7 @@ def _prepare_and_train(
     finally:
         mllog.end("run_stop", metadata={"status": "success" if reached else "aborted"})
     result.time_to_train_s = time.perf_counter() - started_s
+    result.extra.update(attribution(result, config, adapter.collectives.comm_time_s))  # time split, storage
     return metrics(spec, config, adapter, result, meter)
 
 

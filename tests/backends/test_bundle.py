@@ -181,3 +181,26 @@ def test_kubernetes_pod_runs_the_bundle_from_a_configmap_with_a_torch_only_pytho
     api, _ = connect(str(k8s_target.kubeconfig), None, False)
     left = k8s.CoreV1Api(api).list_namespaced_config_map(k8s_target.namespace).items
     assert left == []  # deleted at session end
+
+
+def test_local_platform_with_its_own_torch_only_python_gets_the_bundle(
+    pytester: pytest.Pytester, torch_only_python: Path
+) -> None:
+    platform = {
+        "name": "local-torch-only",
+        "accelerator": {"kind": "cpu"},
+        "backend": {"kind": "local"},
+        "environment": {"python": str(torch_only_python)},
+        "resources": {"time_limit_min": 5},
+    }
+    _suite(pytester, platform)
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "--platforms-file=platforms.yaml",
+        "--platform=local-torch-only",
+        "--hetero-json=out.json",
+    )
+    result.assert_outcomes(passed=2)
+    argv = _records(pytester)["test_prog"]["job"]["argv"]
+    assert argv[0] == str(torch_only_python) and argv[-1].endswith("/bundle/workload/prog.py")

@@ -250,11 +250,16 @@ def test_poptorch_refuses_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
 # Cerebras, for real on cerebras.pytorch's CPU backend (own venv)
 # --------------------------------------------------------------------------
 
-CEREBRAS_PYTHON = os.environ.get("HETERO_CEREBRAS_PYTHON", "")
+_CEREBRAS_VENV = Path(__file__).parents[2] / ".venv-cerebras" / "bin" / "python"  # scripts/cerebras-venv.sh
+CEREBRAS_PYTHON = os.environ.get("HETERO_CEREBRAS_PYTHON", "") or (
+    str(_CEREBRAS_VENV) if _CEREBRAS_VENV.exists() else ""
+)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not CEREBRAS_PYTHON, reason="set HETERO_CEREBRAS_PYTHON to a python with cerebras-pytorch")
+@pytest.mark.skipif(
+    not CEREBRAS_PYTHON, reason="no .venv-cerebras (scripts/cerebras-venv.sh), no HETERO_CEREBRAS_PYTHON"
+)
 @pytest.mark.parametrize("data", ["synthetic", "real"])
 def test_cerebras_adapter_on_the_cpu_backend(data: str, tmp_path: Path) -> None:
     root = write_sample_dataset("cosmoflow", tmp_path / "cosmo", 4, 2, size=32)
