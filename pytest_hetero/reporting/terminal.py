@@ -81,7 +81,17 @@ def _rollup(record: ResultRecord, metric_rows: list[tuple[str, ...]]) -> tuple[s
     error = record["error"]
     outcome = record["outcome"] + (f" ({error['stage']})" if error and error["stage"] else "")
     tally = ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items()))
-    return (record["test"], record["platform"]["name"], "-", "", "", "", f"{outcome}: {tally}" if tally else outcome)
+    verdict = (f"{outcome}: {tally}" if tally else outcome) + _time_note(record)
+    return (record["test"], record["platform"]["name"], "-", "", "", "", verdict)
+
+
+def _time_note(record: ResultRecord) -> str:
+    """Where the workload's time went (workloads/timesplit.py), when it said: its dominant part."""
+    split = (record["workload"].get("reported") or {}).get("time_split")
+    if not isinstance(split, dict) or split.get("dominant") in (None, "unknown"):
+        return ""
+    part = str(split["dominant"])
+    return f"; time mostly {part.replace('_', ' ')} ({split.get('fractions', {}).get(part, 0.0):.0%})"
 
 
 def _metric_rows(record: ResultRecord) -> list[tuple[str, ...]]:

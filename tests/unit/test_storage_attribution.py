@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fake_reports import record
 
+from pytest_hetero.reporting.terminal import summary_lines
 from pytest_hetero.workloads.common import StepTimer
 from pytest_hetero.workloads.data import StagingResult
 from pytest_hetero.workloads.storage import data_roots_storage, kind_of, mount_of, parse_mountinfo
@@ -92,3 +94,13 @@ def test_attribution_records_the_staging_copy(tmp_path: Path) -> None:
         "time_s": 7.0,
     }
     assert set(found["storage"]["roots"]) == {"dataset", "staged"}
+
+
+def test_the_terminal_roll_up_names_the_dominant_part() -> None:
+    case = record(metrics={"throughput_sps": [412.0]}, band=(360.0, None))
+    split = time_split(compute_steps_s=4.0, data_wait_s=6.0, communication_s=1.0, staging_s=2.0, time_to_train_s=11.0)
+    case["workload"]["reported"] = {"time_split": split}
+    lines = summary_lines([case])  # type: ignore[list-item]
+    assert lines[1].endswith("passed: 1 pass; time mostly data wait (46%)")
+    plain = record(metrics={"throughput_sps": [412.0]}, band=(360.0, None))
+    assert "time mostly" not in summary_lines([plain])[1]  # type: ignore[list-item]
