@@ -139,13 +139,18 @@ def _names(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+#: Bound on minutes and gigabytes: beyond it a value is a typo (and overflows Slurm's fields).
+_MAX_NUMBER = 1e6
+
+
 def _optional_positive(value: Any, name: str, where: str) -> float | None:
     """A finite number above 0 (``nan``, ``inf``, ``-1`` and ``True`` are refused), or None."""
     if value is None:
         return None
     number = float(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else math.nan
-    if not (math.isfinite(number) and number > 0):
-        raise ConfigError(f"{where}: @pytest.mark.hetero {name}={value!r}: expected a finite number > 0")
+    if not (math.isfinite(number) and 0 < number <= _MAX_NUMBER):
+        expected = f"expected a number > 0 and <= {_MAX_NUMBER:g}"
+        raise ConfigError(f"{where}: @pytest.mark.hetero {name}={value!r}: {expected}")
     return number
 
 
