@@ -25,13 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pytest_hetero.accelerators import accelerator_kind
 from pytest_hetero.backends.base import JobSpec
 from pytest_hetero.backends.k8s_bundle import bundle_mount, bundle_volume
 from pytest_hetero.backends.k8s_options import K8sOptions
 from pytest_hetero.config.models import Platform
+from pytest_hetero.config.safe_yaml import load_yaml
 from pytest_hetero.errors import ConfigError
 from pytest_hetero.redact import REDACTED, is_secret
 
@@ -363,10 +362,10 @@ def load_template(template: str | Mapping[str, Any] | None, source: str) -> Json
     path = Path(template).expanduser()
     if not path.is_absolute() and not source.startswith("<"):  # relative to the catalogue file
         path = Path(source).parent / path
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"backend.options.template: cannot read {path}: {exc}") from exc
+    try:  # bounded like the catalogue: strict UTF-8, no alias bombs or endless nesting
+        data = load_yaml(path, "Kubernetes template")
+    except ConfigError as exc:
+        raise ConfigError(f"backend.options.template: cannot read {path}: {exc}") from None
     if not isinstance(data, dict) or not {"apiVersion", "kind"} <= data.keys():
         raise ConfigError(f"backend.options.template: {path} must be one mapping with apiVersion and kind")
     return data

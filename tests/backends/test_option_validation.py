@@ -7,10 +7,12 @@ problems with their JSON path, and a usage error (exit 4) even under ``--hetero-
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pytest_hetero.backends.k8s_manifest import load_template
 from pytest_hetero.config.loader import parse_catalogue
 from pytest_hetero.errors import ConfigError
 
@@ -98,3 +100,19 @@ def test_dry_run_with_bad_options_is_a_usage_error(
     assert int(result.ret) == 4  # pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([shown])
     assert "#SBATCH --uid" not in result.stdout.str() and "Traceback" not in result.stderr.str()
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"kind: Job\n# caf\xe9\n", r"template\.yaml:2: Kubernetes template must be UTF-8 text"),
+        (b"a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + b"".join(
+            b"%c: &%c [*%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c]\n" % ((98 + i, 98 + i) + (97 + i,) * 10)
+            for i in range(8)), r"expands to more than"),
+    ],
+    ids=["latin1", "alias-bomb"],
+)  # fmt: skip
+def test_kubernetes_template_file_is_read_within_bounds(tmp_path: Path, content: bytes, problem: str) -> None:
+    (tmp_path / "template.yaml").write_bytes(content)
+    with pytest.raises(ConfigError, match=rf"backend\.options\.template: cannot read .*{problem}"):
+        load_template("template.yaml", str(tmp_path / "platforms.yaml"))
