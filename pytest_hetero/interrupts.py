@@ -21,7 +21,7 @@ import threading
 from types import FrameType
 from typing import Any
 
-__all__ = ["HURRY", "Interrupts"]
+__all__ = ["HURRY", "InterruptedSubmission", "Interrupts"]
 
 #: Set by the second and later signals: clean-up should not wait out grace periods.
 HURRY = threading.Event()
@@ -64,3 +64,14 @@ class Interrupts:
         message = f"\npytest-hetero: {signal.Signals(signum).name} again: cleaning up now, jobs are being ended\n"
         with contextlib.suppress(OSError):
             os.write(2, message.encode())  # no buffered print inside a signal handler
+
+
+class InterruptedSubmission(KeyboardInterrupt):
+    """Ctrl-C while a backend submitted a job: it cancelled what got submitted (``job_id``; None: nothing).
+
+    The scheduler lists that job as cancelled, and the session the case it was for.
+    """
+
+    def __init__(self, message: str, job_id: str | None) -> None:
+        super().__init__(message)
+        self.job_id = job_id

@@ -31,6 +31,7 @@ from pytest_hetero.backends.base import Backend, JobHandle, JobOutput, JobSpec, 
 from pytest_hetero.config.models import ResourceGroup
 from pytest_hetero.contention import Window
 from pytest_hetero.errors import HeteroError, JobTimeoutError
+from pytest_hetero.interrupts import InterruptedSubmission
 from pytest_hetero.isolation import Hold, Isolation
 
 __all__ = ["Job", "Scheduler", "run_job", "wait_for_handle"]
@@ -77,6 +78,7 @@ class Scheduler:
         self._queued: set[Job] = set()
         #: Per platform: jobs in flight, oldest first (dicts keep order and remove in O(1)).
         self._active: dict[str, dict[Job, None]] = {}
+        self._cut_short: list[Job] = []  # interrupted while submitted: cancelled by the backend
         #: Called with a job when it is submitted (or fails to be), changes state, or finishes.
         self.observers: list[Callable[[Job], None]] = []
 
@@ -168,8 +170,11 @@ class Scheduler:
         except HeteroError as exc:
             self._fail(job, exc)
             return
-        except BaseException:
+        except BaseException as exc:
             self._close(job)
+            if isinstance(exc, InterruptedSubmission) and exc.job_id is not None:  # submitted, then cancelled
+                job.handle, job.state = JobHandle(job_id=exc.job_id, spec=job.spec), JobState.CANCELLED
+                self._cut_short.append(job)
             raise
         finally:
             job.submit_s = time.monotonic() - started
@@ -291,7 +296,8 @@ class Scheduler:
                 job.state = JobState.CANCELLED
             self._close(job)
         self._active.clear()
-        return cancelled
+        cut_short, self._cut_short = self._cut_short, []
+        return cancelled + cut_short
 
 
 def wait_for_handle(backend: Backend, handle: JobHandle) -> Job:

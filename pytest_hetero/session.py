@@ -64,6 +64,7 @@ class HeteroSession:
         self._backends: dict[tuple[str, int, int | None], Backend] = {}
         self._books: dict[Path, ReferenceBook] = {}
         self._jobs: dict[str, list[Job]] = {}
+        self._benches: dict[str, Benchmark] = {}  # of the items planned ahead
         self._worker_items: list[pytest.Item] | None = None  # an xdist worker's collection, until it plans
         self._running: dict[str, BenchmarkResult] = {}
         # Platform slots and the window ledger live in the run directory, shared by xdist workers.
@@ -137,6 +138,7 @@ class HeteroSession:
             except HeteroError:
                 continue  # reported by the test itself, with its name
             self._jobs[item.nodeid] = jobs
+            self._benches[item.nodeid] = bench
             planned.extend(jobs)
         self.scheduler.plan(planned)
 
@@ -192,6 +194,7 @@ class HeteroSession:
         for job in self.scheduler.shutdown():
             if job.handle is not None:
                 self.cancelled_jobs.append(job.handle.job_id)
+                self._not_reached(job, job.handle.job_id)
         for result in self._running.values():
             result.state = result.state or JobState.CANCELLED.value
             self.records.append(result.to_record("interrupted"))
@@ -200,6 +203,19 @@ class HeteroSession:
             backend.close()
             self.leftovers += backend.leftovers()
         self._backends.clear()
+
+    def _not_reached(self, job: Job, job_id: str) -> None:
+        """A job submitted ahead and cancelled before its test ran: its case is interrupted too."""
+        nodeid = job.key.rpartition("#")[0]
+        bench = self._benches.get(nodeid)
+        if bench is None or nodeid not in self._jobs or not self.interrupted:
+            return  # its test took it (and reports it), or it was never planned ahead
+        if nodeid not in self._running:
+            workload = bench.declaration.workload
+            result = BenchmarkResult(nodeid, bench.test_key, bench.platform, workload, str(job.spec.workdir))
+            result.references_file, result.fingerprints = str(bench.references_path), bench.fingerprints
+            self._running[nodeid] = result
+        self._running[nodeid].job_ids.append(job_id)
 
     def dry_run_text(self, item: pytest.Item, bench: Benchmark) -> str:
         spec = self.jobspec(item, bench)

@@ -44,6 +44,7 @@ from pytest_hetero.backends.slurm_script import (
 from pytest_hetero.bundle import checking_bundle
 from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import HeteroError, JobFailedError, SubmitError, TeardownError
+from pytest_hetero.interrupts import InterruptedSubmission
 from pytest_hetero.launchers.base import LaunchContext, Rendezvous
 
 __all__ = ["DEADLINE_MARGIN_S", "SacctRow", "SlurmBackend", "SlurmJobHandle", "parse_sacct"]
@@ -186,20 +187,21 @@ class SlurmBackend(Backend):
             out = _finish(proc, "sbatch", self.options.command_timeout_s)
         except _CommandError as exc:
             raise SubmitError(_submit_problem(exc, script)) from None
-        except KeyboardInterrupt:
-            self._cancel_late_submission(proc)
-            raise
+        except KeyboardInterrupt as exc:
+            job_id = self._cancel_late_submission(proc)
+            raise InterruptedSubmission(str(exc), job_id) from None  # the report lists the job and its case
         return _job_id_from(out, script)
 
-    def _cancel_late_submission(self, proc: subprocess.Popen[str] | None) -> None:
-        """Interrupted while sbatch ran: let it finish, then cancel what it submitted."""
+    def _cancel_late_submission(self, proc: subprocess.Popen[str] | None) -> str | None:
+        """Interrupted while sbatch ran: let it finish, then cancel what it submitted (its id)."""
         if proc is None:
-            return
+            return None
         try:
             job_id = _job_id_from(_finish(proc, "sbatch", self.options.command_timeout_s), Path())
             _run(["scancel", job_id], self.options.command_timeout_s)
         except (_CommandError, SubmitError):
-            pass  # nothing was submitted, or nothing more can be done
+            return None  # nothing was submitted, or nothing more can be done
+        return job_id
 
     # -- status -------------------------------------------------------------
     def status(self, handle: JobHandle) -> JobState:
