@@ -115,6 +115,10 @@ class KubernetesBackend(Backend):
     poll_initial_s: ClassVar[float] = 0.05  # status() reads a local cache: cheap
     options: K8sOptions
 
+    def next_poll_s(self, handle: JobHandle | None, interval_s: float) -> float:
+        """status() and statuses() read the watch cache, never the API server: look often, whatever the back-off."""
+        return min(interval_s, self.poll_initial_s)
+
     def __init__(self, platform: Platform) -> None:
         super().__init__(platform)
         self.session_id = uuid.uuid4().hex[:12]

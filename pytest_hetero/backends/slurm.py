@@ -124,6 +124,10 @@ class SlurmBackend(Backend):
         super().__init__(platform)
         self._unfinished: dict[str, SlurmJobHandle] = {}
         self._queried_at = float("-inf")
+        # statuses() keeps its own cadence, so a wait loop that looks often (for another backend's job) costs
+        # no extra sacct: the back-off, reset by a submission or a change of state, or a running job's cadence.
+        self._next_query_at = float("-inf")
+        self._interval_s = self.poll_initial_s
         self._failing_since: float | None = None
         self._last_failure = ""
 
@@ -168,6 +172,8 @@ class SlurmBackend(Backend):
             queue_timeout_s=self.options.queue_timeout_min * 60.0,
         )
         self._unfinished[job_id] = handle
+        self._interval_s = self.poll_initial_s
+        self._next_query_at = min(self._next_query_at, time.monotonic() + self.poll_initial_s)
         return handle
 
     def _write_script(self, spec: JobSpec) -> Path:
@@ -215,8 +221,10 @@ class SlurmBackend(Backend):
     def statuses(self, handles: Sequence[JobHandle]) -> list[JobState | HeteroError]:
         """One ``sacct`` for all of this platform's unfinished jobs, then each job's state from it."""
         jobs = [narrow_handle(handle, SlurmJobHandle) for handle in handles]
-        if any(not job.state.finished for job in jobs) and time.monotonic() - self._queried_at >= _MIN_QUERY_INTERVAL_S:
+        if any(not job.state.finished for job in jobs) and time.monotonic() >= self._next_query_at:
+            before = {job_id: job.state for job_id, job in self._unfinished.items()}
             self._refresh()
+            self._plan_next_query(before)
         answers: list[JobState | HeteroError] = []
         for job in jobs:
             try:
@@ -233,6 +241,14 @@ class SlurmBackend(Backend):
             running_s = time.monotonic() - handle.started_at
             return min(interval_s, max(self.poll_running_min_s, running_s * self.poll_running_fraction))
         return interval_s
+
+    def _plan_next_query(self, before: dict[str, JobState]) -> None:
+        changed = before != {job_id: job.state for job_id, job in self._unfinished.items()}
+        self._interval_s = self.poll_initial_s if changed else min(self._interval_s * self.poll_factor, self.poll_max_s)
+        cadence_s = self._interval_s
+        for job in self._unfinished.values():
+            cadence_s = self.next_poll_s(job, cadence_s)
+        self._next_query_at = time.monotonic() + max(cadence_s, _MIN_QUERY_INTERVAL_S)
 
     def _refresh(self) -> None:
         self._queried_at = time.monotonic()

@@ -19,6 +19,7 @@ echo "$@" >> "{calls}"
 echo "101|RUNNING|0:0|3"
 echo "102|COMPLETED|0:0|4"
 echo "103|FAILED|2:0|1"
+echo "104|PENDING|0:0|0"
 """
 
 
@@ -58,3 +59,24 @@ def test_a_running_job_is_polled_in_proportion_to_its_run_time(tmp_path: Path) -
     assert backend.next_poll_s(job, 4.0) == pytest.approx(3.0, abs=0.01)  # 5 % of a minute
     job.started_at = time.monotonic() - 3600.0
     assert backend.next_poll_s(job, 4.0) == 4.0  # never slower than the back-off
+
+
+class PatientSlurm(SlurmBackend):
+    poll_initial_s = 30.0  # so that the test's quick calls all fall within one interval, however loaded the host
+
+
+def test_statuses_keeps_its_own_cadence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wait loop polling often (for another backend's job) costs no extra sacct."""
+    calls = tmp_path / "calls"
+    sacct = tmp_path / "bin" / "sacct"
+    sacct.parent.mkdir()
+    sacct.write_text(FAKE_SACCT.format(calls=calls))
+    sacct.chmod(sacct.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{sacct.parent}{os.pathsep}{os.environ['PATH']}")
+    platform = _platform()
+    backend = PatientSlurm(platform)
+    job = _handle("104", platform, tmp_path)
+    backend._unfinished[job.job_id] = job
+    for _ in range(5):
+        assert backend.statuses([job]) == [JobState.PENDING]
+    assert len(calls.read_text().splitlines()) == 1
