@@ -30,16 +30,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "backends"))
 
-from k8s_harness import FakeCluster  # noqa: E402
-from k8s_scenarios import Target  # noqa: E402
-from kubernetes import client as k8s  # noqa: E402
-from kubernetes import config as k8s_config  # noqa: E402
-from kubernetes import watch as k8s_watch  # noqa: E402
+from k8s_harness import FakeCluster
+from k8s_scenarios import Target
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes import watch as k8s_watch
 
-from pytest_hetero.backends.kubernetes import KubernetesBackend  # noqa: E402
-from pytest_hetero.scheduler import run_job  # noqa: E402
+from pytest_hetero.backends.kubernetes import KubernetesBackend
+from pytest_hetero.scheduler import run_job
 
-SCRIPT = "echo ':::HETERO_METRICS {\"metrics\": [{\"name\": \"x_per_s\", \"value\": 1}]}'"
+SCRIPT = 'echo \':::HETERO_METRICS {"metrics": [{"name": "x_per_s", "value": 1}]}\''
 
 
 def through_plugin(backend: KubernetesBackend, target: Target) -> float:
@@ -96,6 +96,7 @@ def main() -> None:
         api_client.close()
         with contextlib.suppress(TimeoutError):  # the emulator's shutdown may outwait open streams
             cluster.stop()
+
 
 if __name__ == "__main__":
     main()
