@@ -11,6 +11,7 @@ import resource
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ import torch
 from workload_runs import compliance, finding_keys, job_env, run_module, run_ok
 
 from pytest_hetero.workloads import cosmoflow, deepcam, resnet50
+from pytest_hetero.workloads.accelerators import OptimizerSpec
 from pytest_hetero.workloads.card import card, nominal_shape
 from pytest_hetero.workloads.common import WorkloadConfigError, parse_preset_config
 from pytest_hetero.workloads.harness import eval_due
@@ -178,3 +180,10 @@ def test_a_difference_outside_the_closed_rules_logs_the_open_division(tmp_path: 
     assert run.record["card"]["parameters"] == sum(
         p.numel() for p in cosmoflow.CosmoFlow(32, kernel_size=2).parameters()
     )
+
+
+def test_lars_and_lamb_are_refused_by_the_sdk_adapters_with_a_config_error() -> None:
+    parameters = [torch.nn.Parameter(torch.ones(2))]
+    assert isinstance(OptimizerSpec("lamb", 0.1).build(parameters), LAMB)
+    with pytest.raises(WorkloadConfigError, match="'lars' runs on the eager adapters only"):
+        OptimizerSpec("lars", 0.1).build(parameters, namespace=SimpleNamespace(SGD=None, AdamW=None))

@@ -78,9 +78,12 @@ class OptimizerSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def build(self, parameters: Iterable[nn.Parameter], namespace: Any = torch.optim) -> Any:
-        if self.name in ("lars", "lamb"):  # torch has neither: the MLPerf reference versions
+        if self.name in ("lars", "lamb"):  # torch has neither: the MLPerf reference versions, eager only
+            from pytest_hetero.workloads.common import WorkloadConfigError
             from pytest_hetero.workloads.optim import OPTIMIZERS
 
+            if namespace is not torch.optim:
+                raise WorkloadConfigError(f"optimizer {self.name!r} runs on the eager adapters only (cpu, CUDA, ROCm)")
             return OPTIMIZERS[self.name](parameters, lr=self.lr, **dict(self.options))
         classes = {"sgd": namespace.SGD, "adamw": namespace.AdamW}
         return classes[self.name](parameters, lr=self.lr, **dict(self.options))
