@@ -11,15 +11,18 @@ inspected directly, never through the proxy.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import k8s_scenarios as scenarios
 import pytest
+import yaml
 from k8s_proxy import FaultProxy, Rule
 from k8s_scenarios import METRICS_LINE, Target, wait_for
 
@@ -61,6 +64,7 @@ def _left(cluster: FakeCluster, namespace: str) -> list[str]:
 
 def _assert_nothing_left(cluster: FakeCluster, namespace: str) -> None:
     wait_for(lambda: _left(cluster, namespace) == [], 10, f"no object left in {namespace}")
+    wait_for(lambda: not cluster.processes(namespace), 10, f"no container still running in {namespace}")
 
 
 def _pod_succeeded(cluster: FakeCluster, namespace: str) -> bool:
@@ -144,4 +148,47 @@ def test_dropped_and_delayed_requests_are_survived(k8s_cluster: FakeCluster, fau
     )
     scenarios.scenario_success(faulty, "job")
     assert proxy.count("GET", r"/pods", "drop") == 2
+    _assert_nothing_left(k8s_cluster, faulty.namespace)
+
+
+# -- through the plugin ------------------------------------------------------------------------
+PROGRAM = """
+import json
+metric = {"name": "throughput_sps", "value": 7.0, "unit": "samples/s"}
+print(":::HETERO_METRICS " + json.dumps({"metrics": [metric], "workload": "tiny"}))
+"""
+SUITE = """
+import pytest
+
+@pytest.mark.hetero(command=["python", "prog.py"])
+def test_prog(hetero_result):
+    assert hetero_result.metric("throughput_sps") == 7.0
+"""
+
+
+def test_a_leftover_is_printed_with_its_command_and_recorded_in_the_report(
+    pytester: pytest.Pytester, k8s_cluster: FakeCluster, faulty: Target, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    proxy.add(Rule("DELETE", r"/jobs/"))  # every delete of the Job fails: the test itself must still pass
+    options: dict[str, object] = {"kubeconfig": str(faulty.kubeconfig), "namespace": faulty.namespace, "kind": "job"}
+    options |= {"watch_timeout_s": 2, "bundle_mount_path": str(tmp_path / "bundle-mount")}
+    platform = {
+        "name": "k8s-faulty",
+        "accelerator": {"kind": "cpu"},
+        "backend": {"kind": "kubernetes", "options": options},
+        "environment": {"container_image": "python:3.11-slim", "python": sys.executable},
+        "resources": {"time_limit_min": 5},
+    }
+    pytester.makefile(".yaml", platforms=yaml.safe_dump({"version": 1, "platforms": [platform]}))
+    pytester.makefile(".py", prog=PROGRAM)
+    pytester.makepyfile(test_suite=SUITE)
+    argv = ["--platforms-file=platforms.yaml", "--platform=k8s-faulty", "--hetero-json=out.json"]
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *argv, "-q")
+    result.assert_outcomes(passed=1)
+    (leftover,) = json.loads((pytester.path / "out.json").read_text())["leftovers"]
+    job = next(o["metadata"]["name"] for o in k8s_cluster.objects("jobs", faulty.namespace))
+    assert leftover.endswith(f"delete it with: kubectl delete jobs.batch {job} -n {faulty.namespace}")
+    assert f"pytest-hetero: left behind: {leftover}" in result.stdout.lines  # even under -q
+    proxy.clear()
+    _run_kubectl(leftover.rpartition("delete it with: ")[2], k8s_cluster, tmp_path)
     _assert_nothing_left(k8s_cluster, faulty.namespace)
