@@ -102,6 +102,8 @@ def _platform_of(value: object, session: HeteroSession) -> Platform:
 
 def attach_benchmarks(items: list[pytest.Item], session: HeteroSession) -> None:
     """Stash each parametrised item's :class:`Benchmark` for the run stages."""
+    # Cases of one test share its marks: read each set of marks once, not once per case.
+    declarations: dict[tuple[str, tuple[int, ...]], Declaration] = {}
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is None or PARAM not in callspec.params:
@@ -111,7 +113,10 @@ def attach_benchmarks(items: list[pytest.Item], session: HeteroSession) -> None:
         marks = list(item.iter_markers(MARKER))
         if not marks:
             continue  # a case of a sweep that declares no benchmark: a plain test
-        decl = _with_params(item, _declaration(item, marks), callspec.params)
+        key = (item.nodeid.split("[", 1)[0], tuple(id(mark) for mark in marks))
+        if key not in declarations:
+            declarations[key] = _declaration(item, marks)
+        decl = _with_params(item, declarations[key], callspec.params)
         reason = incompatibility(decl, platform)
         if reason and item.get_closest_marker("skip") is None:
             item.add_marker(pytest.mark.skip(reason=reason))

@@ -170,6 +170,8 @@ def finish_session(hetero: HeteroSession, exit_status: int) -> None:
     refresh_contention([record["contention"] for record in hetero.records], hetero.scheduler.isolation.ledger)
     if hetero.options.update_references:
         _update_references(hetero)
+    if hetero.options.json_path is None and hetero.options.benchmark_json_path is None and hetero.history is None:
+        return  # no report asked for: its provenance (machine info runs a cpuinfo subprocess) is not worth making
     report = build_report(
         run_id=hetero.run_id,
         records=hetero.records,
