@@ -33,11 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from pytest_hetero.workloads.protocol import RAPL_ROOT_ENV
+
 __all__ = ["RAPL_ROOT_ENV", "EnergyCounter", "EnergyMeter", "EnergyReading", "RaplCounter", "open_counter", "rapl_root"]
 
 RAPL_ROOT = Path("/sys/class/powercap")
 #: An operator's override of the powercap root (not part of the plugin's job contract).
-RAPL_ROOT_ENV = "HETERO_RAPL_ROOT"
 
 
 def rapl_root() -> Path:

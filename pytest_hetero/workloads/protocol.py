@@ -49,6 +49,7 @@ __all__ = [
     "METRICS_PREFIX",
     "PEAK_TFLOPS_ENV",
     "PLATFORM_ENV",
+    "RAPL_ROOT_ENV",
     "REPEAT_ENV",
     "RUN_ID_ENV",
     "SEED_ENV",
@@ -77,6 +78,8 @@ DATA_ENV_PREFIX = "HETERO_DATA_"
 DATA_NODE_LOCAL_ENV = DATA_ENV_PREFIX + "NODE_LOCAL"
 REPEAT_ENV = "HETERO_REPEAT"
 SEED_ENV = "HETERO_SEED"
+#: Moves the RAPL powercap tree the CPU energy counter reads (tests point it at a tree they write).
+RAPL_ROOT_ENV = "HETERO_RAPL_ROOT"
 
 METRICS_PREFIX = ":::HETERO_METRICS "
 

@@ -48,6 +48,7 @@ def test_public_names_are_pinned() -> None:
             "METRICS_PREFIX",
             "PEAK_TFLOPS_ENV",
             "PLATFORM_ENV",
+            "RAPL_ROOT_ENV",
             "REPEAT_ENV",
             "RUN_ID_ENV",
             "SEED_ENV",
