@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -192,3 +193,56 @@ def test_a_leftover_is_printed_with_its_command_and_recorded_in_the_report(
     proxy.clear()
     _run_kubectl(leftover.rpartition("delete it with: ")[2], k8s_cluster, tmp_path)
     _assert_nothing_left(k8s_cluster, faulty.namespace)
+
+
+START = "import signal, sys, pytest; signal.signal(signal.SIGINT, signal.default_int_handler); sys.exit(pytest.main())"
+
+
+@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_second_signal_during_the_clean_up_deletes_everything_without_a_traceback(
+    pytester: pytest.Pytester, k8s_cluster: FakeCluster, faulty: Target, proxy: FaultProxy, second: signal.Signals
+) -> None:
+    proxy.add(Rule("DELETE", r"/jobs/", action="delay", delay_s=2.0))  # the clean-up takes a while
+    options: dict[str, object] = {"kubeconfig": str(faulty.kubeconfig), "namespace": faulty.namespace, "kind": "job"}
+    platform = {
+        "name": "k8s-slow",
+        "accelerator": {"kind": "cpu"},
+        "backend": {"kind": "kubernetes", "options": {**options, "watch_timeout_s": 2}},
+        "environment": {"container_image": "busybox:1.36"},
+        "resources": {"time_limit_min": 5},
+    }
+    pytester.makefile(".yaml", platforms=yaml.safe_dump({"version": 1, "platforms": [platform]}))
+    pytester.makepyfile(
+        test_slow='import pytest\n\n@pytest.mark.hetero(command=["sleep", "300"])\ndef test_slow():\n    pass\n'
+    )
+    argv = [
+        "-p",
+        "no:cacheprovider",
+        "--platforms-file=platforms.yaml",
+        "--platform=k8s-slow",
+        "--hetero-json=out.json",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", START, *argv],
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for(lambda: k8s_cluster.processes(faulty.namespace) or proc.poll() is not None, 60, "the pod running")
+        proc.send_signal(signal.SIGINT)
+        wait_for(lambda: proxy.count("DELETE", r"/jobs/", "delay") or proc.poll() is not None, 30, "the delete sent")
+        proc.send_signal(second)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert (proc.returncode, "Traceback" in output) == (pytest.ExitCode.INTERRUPTED, False), output
+    report = json.loads((pytester.path / "out.json").read_text())
+    (job,) = report["cancelled_jobs"]
+    assert [(r["nodeid"], r["outcome"]) for r in report["results"]] == [
+        ("test_slow.py::test_slow[k8s-slow]", "interrupted")
+    ]
+    assert report["leftovers"] == []
+    _assert_nothing_left(k8s_cluster, faulty.namespace)
+    assert job.startswith(f"{faulty.namespace}/hetero-test-slow-k8s-slow-")
