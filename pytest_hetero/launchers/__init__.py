@@ -1,6 +1,7 @@
 """Launchers: *how* the workload's processes start inside an allocation.
 
-Built in: ``python``, ``torchrun``, ``srun``, ``mpirun`` (:mod:`.builtin`).
+Built in: ``python``, ``torchrun``, ``srun``, ``mpirun`` (:mod:`.builtin`), and
+Graphcore's ``poprun`` (:mod:`.poprun`).
 Third-party launchers register with :func:`register_launcher` (from the
 ``pytest_hetero_register`` hook or at import time) and are then valid as
 ``launcher.kind`` in platforms.yaml.
@@ -68,3 +69,4 @@ for _name, _class in (
     ("mpirun", "MpirunLauncher"),
 ):
     register_launcher(_name, f"pytest_hetero.launchers.builtin:{_class}")
+register_launcher("poprun", "pytest_hetero.launchers.poprun:PoprunLauncher")

@@ -84,6 +84,22 @@ SHAPES: dict[str, dict[str, Any]] = {
         "resources": {"cpus_per_task": 64, "mem_gb": 200.5, "time_limit_min": 120},
         "environment": {"venv": "/opt/cerebras/venv-2.1"},
     },
+    "ipu-poprun": {  # a Bow Pod16 host under Slurm: 4 poprun instances, 16 one-IPU replicas
+        "accelerator": {"kind": "graphcore-ipu", "model": "Bow IPU", "count_per_node": 16},
+        "backend": {"kind": "slurm", "options": {"partition": "ipu"}},
+        "launcher": {
+            "kind": "poprun",
+            "options": {
+                "num_instances": 4,
+                "vipu_server_host": "vipu-ctrl",
+                "vipu_partition": "bench16",
+                "update_partition": True,
+                "executable_cache_path": "/scratch/popef-cache",
+            },
+        },
+        "resources": {"cpus_per_task": 48, "time_limit_min": 90},
+        "environment": {"venv": "/opt/poplar-sdk-3.3/venv-poptorch", "setup": ["source /opt/poplar-sdk-3.3/enable"]},
+    },
     "nvidia-2node-torchrun": {
         "accelerator": {"kind": "nvidia-gpu", "model": "H100", "count_per_node": 4},
         "backend": {"kind": "slurm", "options": {"partition": "gpu"}},

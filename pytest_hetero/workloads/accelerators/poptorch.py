@@ -9,6 +9,7 @@ torch operations, so the same function drives PopTorch's host-side updates.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -59,9 +60,13 @@ class PopTorchAdapter(Adapter):
         self.options = self._options(settings.device_iterations)
 
     def _options(self, device_iterations: int) -> Any:
-        options = self.poptorch.Options()
+        popdist = _popdist()
+        options = self.poptorch.Options() if popdist is None else popdist.poptorch.Options()
         options.deviceIterations(device_iterations)
-        options.replicationFactor(self.settings.replicas)
+        if popdist is None:
+            options.replicationFactor(self.settings.replicas)
+        else:  # started by poprun: PopDist gives this instance its share of the replicas
+            self.settings = dataclasses.replace(self.settings, replicas=int(popdist.getNumLocalReplicas()))
         options.randomSeed(self.settings.seed)
         return options
 
@@ -147,3 +152,13 @@ class PopTorchTrainer(Trainer):
             other.detachFromDevice()
         if wanted.isCompiled() and not wanted.isAttachedToDevice():
             wanted.attachToDevice()
+
+
+def _popdist() -> Any:
+    """Graphcore's PopDist when poprun started this process (``launcher: poprun``), else None."""
+    try:
+        import popdist  # type: ignore[import-not-found]  # the Poplar SDK's, where poprun runs
+        import popdist.poptorch  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return popdist if popdist.isPopdistEnvSet() else None
