@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pytest_hetero.backends.base import Backend, JobHandle, JobOutput, JobSpec, JobState, narrow_handle
+from pytest_hetero.backends.slurm_sacct import SACCT_FIELDS, SacctRow, parse_sacct
 from pytest_hetero.backends.slurm_script import (
     OPTIONS_SCHEMA,
     SlurmOptions,
@@ -53,16 +54,6 @@ __all__ = ["DEADLINE_MARGIN_S", "SacctRow", "SlurmBackend", "SlurmJobHandle", "p
 DEADLINE_MARGIN_S = 120.0
 _MIN_QUERY_INTERVAL_S = 0.2
 _UNREACHABLE = "Unable to contact slurm controller"
-_SACCT_FIELDS = "JobID,State,ExitCode,ElapsedRaw"
-_STATES = {
-    **dict.fromkeys(("PENDING", "REQUEUED", "RESIZING", "SUSPENDED", "REQUEUE_HOLD", "REQUEUE_FED"), JobState.PENDING),
-    **dict.fromkeys(("RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING"), JobState.RUNNING),
-    "COMPLETED": JobState.COMPLETED,
-    **dict.fromkeys(("FAILED", "OUT_OF_MEMORY", "BOOT_FAIL", "PREEMPTED"), JobState.FAILED),
-    **dict.fromkeys(("TIMEOUT", "DEADLINE"), JobState.TIMEOUT),
-    **dict.fromkeys(("CANCELLED", "REVOKED"), JobState.CANCELLED),
-    "NODE_FAIL": JobState.NODE_FAIL,
-}
 
 
 class _CommandError(Exception):
@@ -93,15 +84,6 @@ class SlurmJobHandle(JobHandle):
         if self.started_at is None:
             return self.submitted_at + self.queue_timeout_s
         return self.started_at + time_limit_min(self.spec.timeout_s) * 60.0 + DEADLINE_MARGIN_S
-
-
-@dataclass(frozen=True)
-class SacctRow:
-    """One job's line of ``sacct``."""
-
-    state: JobState
-    exit_code: int | None
-    elapsed_s: float
 
 
 class SlurmBackend(Backend):
@@ -254,7 +236,7 @@ class SlurmBackend(Backend):
         self._queried_at = time.monotonic()
         if not self._unfinished:
             return
-        argv = ["sacct", "-X", "-n", "-P", "-o", _SACCT_FIELDS, "-j", ",".join(self._unfinished)]
+        argv = ["sacct", "-X", "-n", "-P", "-o", SACCT_FIELDS, "-j", ",".join(self._unfinished)]
         try:
             rows = parse_sacct(_run(argv, self.options.command_timeout_s))
         except _CommandError as exc:
@@ -390,24 +372,3 @@ def _job_id_from(out: str, script: Path) -> str:
     if not job_id.isdigit():
         raise SubmitError(f"sbatch answered {out.strip()!r}, which holds no job id (batch script: {script})")
     return job_id
-
-
-def parse_sacct(text: str) -> dict[str, SacctRow]:
-    """``sacct -X -n -P -o JobID,State,ExitCode,ElapsedRaw`` output, by job id."""
-    rows = {}
-    for line in text.splitlines():
-        fields = line.split("|")
-        if len(fields) == 4 and fields[0].isdigit():
-            rows[fields[0]] = _row(*fields[1:])
-    return rows
-
-
-def _row(state: str, exit_code: str, elapsed: str) -> SacctRow:
-    # State "CANCELLED by 0"; exit code "status:signal", a signal shown as its negative.
-    code, _, sig = exit_code.partition(":")
-    number = -int(sig) if sig.isdigit() and int(sig) and code in ("", "0") else _int(code)
-    return SacctRow(_STATES.get(state.split(" ")[0], JobState.UNKNOWN), number, float(_int(elapsed) or 0))
-
-
-def _int(text: str) -> int | None:
-    return int(text) if text.isdigit() else None
