@@ -173,6 +173,6 @@ def test_without_the_plugin_the_kind_is_unknown_with_the_known_ones(site: pytest
     result.stderr.fnmatch_lines(
         [
             "*$.platforms[[]0[]].backend.kind: unknown backend 'toybatch'; known: fake, kubernetes, local, slurm",
-            "*$.platforms[[]0[]].launcher.kind: unknown launcher 'tagged'; known: mpirun, poprun, python, srun, torchrun",
+            "*$.platforms[[]0[]].launcher.kind: unknown launcher 'tagged'; known: mpirun, poprun, python, srun, torch*",
         ]
     )
