@@ -119,7 +119,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """pytest-xdist's controller: deal a collection with benchmarks out up front, so workers submit ahead."""
     from pytest_hetero.xdist_scheduling import make_scheduler  # only under xdist
 
-    return make_scheduler(config, log, config.stash[SESSION_KEY].run_dir)
+    return make_scheduler(config, log, config.stash[SESSION_KEY].xdist_dir)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -8,6 +8,7 @@ benchmark is :mod:`pytest_hetero.stages`; its job spec is :mod:`pytest_hetero.jo
 
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
 from collections.abc import Iterable
@@ -52,6 +53,8 @@ class HeteroSession:
         new_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self.run_id: str = workerinput.get("hetero_run_id", new_id) if workerinput else new_id
         self.run_dir = options.output_dir / "runs" / self.run_id
+        #: Where xdist's controller and workers agree who runs what (:mod:`.xdist_plan`); removed at the end.
+        self.xdist_dir = options.output_dir / "xdist" / self.run_id
         self.records: list[ResultRecord] = []
         self.interrupted = False
         self.cancelled_jobs: list[str] = []
@@ -113,7 +116,7 @@ class HeteroSession:
     def note_collection(self, items: list[pytest.Item]) -> None:
         """An xdist worker with benchmarks asks the controller to deal items out up front (:mod:`.xdist_plan`)."""
         if self.is_worker and not self.options.dry_run and any(BENCH_KEY in item.stash for item in items):
-            note_benchmarks(self.run_dir)
+            note_benchmarks(self.xdist_dir)
 
     def plan(self, items: list[pytest.Item]) -> None:
         """Queue the jobs of every runnable benchmark item, ahead of its test.
@@ -152,7 +155,7 @@ class HeteroSession:
         """Plan the items the xdist controller dealt this worker (once; nothing if it dealt none up front)."""
         self._worker_items = None
         worker_id = str(getattr(self.config, "workerinput", {}).get("workerid", ""))
-        indices = assigned_indices(self.run_dir, worker_id)
+        indices = assigned_indices(self.xdist_dir, worker_id)
         if indices is not None:
             self._plan_items([items[i] for i in indices if 0 <= i < len(items)])
 
@@ -203,6 +206,8 @@ class HeteroSession:
             backend.close()
             self.leftovers += backend.leftovers()
         self._backends.clear()
+        if not self.is_worker:
+            shutil.rmtree(self.xdist_dir, ignore_errors=True)
 
     def _not_reached(self, job: Job, job_id: str) -> None:
         """A job submitted ahead and cancelled before its test ran: its case is interrupted too."""

@@ -4,14 +4,15 @@ xdist's default ``load`` scheduling hands items out a few at a time, so a
 worker cannot plan (submit ahead) what it has not been given yet, and a run's
 concurrency would be its number of workers. When the collection holds
 benchmarks, the controller instead deals *every* item out at once,
-round-robin in collection order, and writes who got what to the run
-directory; each worker reads its share before its first test and plans
-those jobs, like a lone process does::
+round-robin in collection order, and writes who got what to
+``<output dir>/xdist/<run id>/`` (removed at the end of the run; not the run
+directory, which exists only once something ran); each worker reads its share
+before its first test and plans those jobs, like a lone process does::
 
-    worker    collection: benchmarks found -> touch <run dir>/xdist-benchmarks
-    controller all collections in -> deal items round-robin -> <run dir>/xdist-assignment.json,
-              send each worker its share, then shut the workers down (they finish their share)
-    worker    first test: read its share, plan its jobs (Scheduler.plan), wait per test
+    worker     collection: benchmarks found -> touch xdist-benchmarks
+    controller all collections in -> deal items round-robin -> xdist-assignment.json,
+               send each worker its share, then shut the workers down (they finish their share)
+    worker     first test: read its share, plan its jobs (Scheduler.plan), wait per test
 
 ``max_jobs`` and resource groups still hold across workers: slots are file
 locks in the run directory and the host's lock directory
@@ -34,16 +35,16 @@ MARKER = "xdist-benchmarks"
 ASSIGNMENT = "xdist-assignment.json"
 
 
-def note_benchmarks(run_dir: Path) -> None:
+def note_benchmarks(xdist_dir: Path) -> None:
     """A worker's collection holds benchmarks (written before xdist sends it to the controller)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / MARKER).touch()
+    xdist_dir.mkdir(parents=True, exist_ok=True)
+    (xdist_dir / MARKER).touch()
 
 
-def assigned_indices(run_dir: Path, worker_id: str) -> list[int] | None:
+def assigned_indices(xdist_dir: Path, worker_id: str) -> list[int] | None:
     """The collection indices dealt to ``worker_id``; None when the controller dealt nothing out up front."""
     try:
-        assignment = json.loads((run_dir / ASSIGNMENT).read_text())
+        assignment = json.loads((xdist_dir / ASSIGNMENT).read_text())
     except (OSError, ValueError):
         return None
     found = assignment.get(worker_id) if isinstance(assignment, dict) else None

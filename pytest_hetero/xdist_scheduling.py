@@ -19,11 +19,11 @@ from pytest_hetero.xdist_plan import ASSIGNMENT, MARKER
 __all__ = ["PlannedScheduling", "make_scheduler"]
 
 
-def make_scheduler(config: pytest.Config, log: Any, run_dir: Path) -> LoadScheduling | None:
+def make_scheduler(config: pytest.Config, log: Any, xdist_dir: Path) -> LoadScheduling | None:
     """The controller's scheduler for ``--dist load`` (the default of ``-n``); None keeps xdist's choice."""
     if config.getoption("dist", "no") != "load":
         return None
-    return PlannedScheduling(config, log, run_dir)
+    return PlannedScheduling(config, log, xdist_dir)
 
 
 def _worker_number(node: WorkerController) -> int:
@@ -34,13 +34,13 @@ def _worker_number(node: WorkerController) -> int:
 class PlannedScheduling(LoadScheduling):  # type: ignore[misc]  # untyped base
     """xdist's load scheduling, except that a collection with benchmarks is dealt out whole at the start."""
 
-    def __init__(self, config: pytest.Config, log: Any, run_dir: Path) -> None:
+    def __init__(self, config: pytest.Config, log: Any, xdist_dir: Path) -> None:
         super().__init__(config, log)
-        self.run_dir = run_dir
+        self.xdist_dir = xdist_dir
         self.collection: list[str] | None = None
 
     def schedule(self) -> None:
-        if self.collection is not None or not (self.run_dir / MARKER).exists():
+        if self.collection is not None or not (self.xdist_dir / MARKER).exists():
             super().schedule()
             return
         if not self._check_nodes_have_same_collection():
@@ -59,7 +59,8 @@ class PlannedScheduling(LoadScheduling):  # type: ignore[misc]  # untyped base
             node.shutdown()
 
     def _write_assignment(self, assignment: dict[str, list[int]]) -> None:
-        path = self.run_dir / ASSIGNMENT
+        self.xdist_dir.mkdir(parents=True, exist_ok=True)
+        path = self.xdist_dir / ASSIGNMENT
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
         tmp.write_text(json.dumps(assignment))
         tmp.replace(path)

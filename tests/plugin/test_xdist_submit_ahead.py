@@ -57,6 +57,5 @@ platforms:
     windows = [(w["start_unix_s"], w["end_unix_s"]) for r in report["results"] for w in r["contention"]["windows"]]
     assert len(windows) == 6
     assert 3 <= _most_at_once(windows) <= 4
-    run_dir = bench_dir.path / ".hetero" / "runs" / report["run_id"]
-    dealt = json.loads((run_dir / "xdist-assignment.json").read_text())
-    assert sorted(itertools.chain(*dealt.values())) == list(range(6)) and len(dealt) == 2
+    xdist_dir = bench_dir.path / ".hetero" / "xdist"
+    assert not xdist_dir.exists() or not any(xdist_dir.iterdir()), "who-runs-what is removed at the end"
