@@ -1,14 +1,14 @@
 """The scheduler's cost per job against the number queued, and 2,000 jobs in flight in one process.
 
-``per-job``: N jobs planned at once on an instant backend (every job has
-finished by its first poll), ``max_jobs: 10``, real file-lock slots in a run
-directory; each is waited for in order, as the tests would. Prints the
-harness cost per job (plan + wait + slots + windows, no process started) at
-each N and the ratio of the largest N to the smallest.
+``per-job``: N jobs planned at once on the public fake backend (each job has
+finished at submission; the fake writes its two log files), ``max_jobs: 10``,
+real file-lock slots in a run directory; each is waited for in order, as the
+tests would. Prints the harness cost per job (plan + wait + slots + windows,
+no process started) at each N and the ratio of the largest N to the smallest.
 
 ``in-flight``: N jobs submitted at once (``max_jobs`` N, no resource group) on
-a backend whose jobs stay running, polled 20 times; prints the process's peak
-RSS and its thread count.
+the fake backend with jobs that stay running, polled 20 times; prints the
+process's peak RSS and its thread count.
 
     .venv/bin/python scripts/bench-scheduler.py per-job --queued 500 10000
     .venv/bin/python scripts/bench-scheduler.py in-flight --jobs 2000
@@ -21,39 +21,13 @@ import resource
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_hetero.backends.base import Backend, JobHandle, JobOutput, JobSpec, JobState
+from pytest_hetero.backends.base import JobSpec, JobState
+from pytest_hetero.backends.fake import FakeBackend, FakeResult
 from pytest_hetero.config.models import Accelerator, BackendConfig, Platform
-from pytest_hetero.errors import HeteroError
 from pytest_hetero.isolation import Isolation
 from pytest_hetero.scheduler import Job, Scheduler
-
-
-class InstantBackend(Backend):
-    """Runs nothing: a job is ``state`` from the start."""
-
-    name = "instant"
-
-    def __init__(self, platform: Platform, state: JobState = JobState.COMPLETED) -> None:
-        super().__init__(platform)
-        self.state = state
-
-    def submit(self, spec: JobSpec) -> JobHandle:
-        return JobHandle(job_id=spec.name, spec=spec)
-
-    def status(self, handle: JobHandle) -> JobState:
-        return self.state
-
-    def statuses(self, handles: Sequence[JobHandle]) -> list[JobState | HeteroError]:
-        return [self.state] * len(handles)
-
-    def cancel(self, handle: JobHandle) -> None:
-        pass
-
-    def collect(self, handle: JobHandle) -> JobOutput:
-        raise NotImplementedError
 
 
 def _platform(max_jobs: int) -> Platform:
@@ -64,7 +38,7 @@ def _platform(max_jobs: int) -> Platform:
 
 def per_job_us(queued: int, run_dir: Path) -> float:
     platform = _platform(10)
-    backend = InstantBackend(platform)
+    backend = FakeBackend(platform, handler=lambda spec: FakeResult(metrics={"x_per_s": 1.0}))
     scheduler = Scheduler(lambda _: backend, Isolation(run_dir, host_dir=run_dir / "host"))
     jobs = [Job(f"j{i}", JobSpec(f"j{i}", ("true",), run_dir, platform)) for i in range(queued)]
     started = time.perf_counter()
@@ -76,7 +50,7 @@ def per_job_us(queued: int, run_dir: Path) -> float:
 
 def in_flight(count: int, run_dir: Path) -> None:
     platform = _platform(count)
-    backend = InstantBackend(platform, JobState.RUNNING)
+    backend = FakeBackend(platform, handler=lambda spec: FakeResult(state=JobState.RUNNING))
     scheduler = Scheduler(lambda _: backend, Isolation(run_dir, host_dir=run_dir / "host"))
     scheduler.plan(Job(f"j{i}", JobSpec(f"j{i}", ("true",), run_dir, platform)) for i in range(count))
     for _ in range(20):
