@@ -68,6 +68,11 @@ def _assert_nothing_left(cluster: FakeCluster, namespace: str) -> None:
     wait_for(lambda: not cluster.processes(namespace), 10, f"no container still running in {namespace}")
 
 
+def _pod_started(cluster: FakeCluster, namespace: str) -> None:
+    """Wait for the node to create the Job's pod (deleted before, the Job would leave it to an emulator race)."""
+    wait_for(lambda: cluster.objects("pods", namespace), 30, f"a pod in {namespace}")
+
+
 def _pod_succeeded(cluster: FakeCluster, namespace: str) -> bool:
     return any((p.get("status") or {}).get("phase") == "Succeeded" for p in cluster.objects("pods", namespace))
 
@@ -104,6 +109,7 @@ def test_what_cannot_be_deleted_is_reported_with_the_kubectl_command_that_delete
     proxy.add(Rule("DELETE", r"/jobs/"), *LIST_AND_WATCH_FAIL)
     backend = faulty.backend(kind="job")
     handle = backend.submit(faulty.spec(backend, "sleep 30"))
+    _pod_started(k8s_cluster, faulty.namespace)
     backend.close()  # does not raise
     command = f"kubectl delete jobs.batch {handle.name} -n {faulty.namespace}"
     (leftover,) = backend.leftovers()
@@ -135,7 +141,7 @@ def test_a_create_whose_answer_was_lost_is_deleted_all_the_same(
     backend = faulty.backend(kind="job")
     with pytest.raises(SubmitError, match="409"):  # the retry finds the object the lost answer created
         backend.submit(faulty.spec(backend, "sleep 30"))
-    assert len(_left(k8s_cluster, faulty.namespace)) >= 1
+    _pod_started(k8s_cluster, faulty.namespace)
     backend.close()
     assert backend.leftovers() == []
     _assert_nothing_left(k8s_cluster, faulty.namespace)
