@@ -60,8 +60,12 @@ def _gone_within(pid: int, timeout_s: float = 10.0) -> bool:
 def test_interrupt_kills_the_workload_group_and_writes_the_report(pytester: pytest.Pytester, sig: int) -> None:
     pytester.makepyfile(test_slow=TESTS)
     pytester.makefile(".py", slow=SLOW_WORKLOAD)
+    # Python's own SIGINT handler: a background job of a non-interactive shell starts with SIGINT ignored.
+    start = (
+        "import signal, sys, pytest; signal.signal(signal.SIGINT, signal.default_int_handler); sys.exit(pytest.main())"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--hetero-json=out.json", "-q"],
+        [sys.executable, "-c", start, "-p", "no:cacheprovider", "--hetero-json=out.json", "-q"],
         cwd=pytester.path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
