@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pytest_hetero.check.gate import GateResult, MetricComparison
+from pytest_hetero.reporting.attribution import attribution_lines
 
 __all__ = ["band_text", "render_comparison", "render_summary", "spread_text"]
 
@@ -31,6 +32,9 @@ def render_summary(reports: Sequence[dict[str, Any]]) -> str:
     header = ["test", "platform", "metric", "value", "unit", "spread", "reference band", "verdict"]
     rows = [row for report in reports for row in _summary_rows(report, several)]
     lines += ["", *_table(["run", *header] if several else header, rows)]
+    attributed = attribution_lines([r for report in reports for r in report["results"]])
+    if attributed:
+        lines += ["", "### Where the time went", "", *attributed]
     problems = [f"- `{r['nodeid']}`: {r['error']['message']}" for rep in reports for r in rep["results"] if r["error"]]
     if problems:
         lines += ["", "### Errors", "", *(_first_line(p) for p in problems)]

@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from pytest_hetero.reporting.attribution import dominant_text
 from pytest_hetero.reporting.html_cells import band_text  # plain text: the same band words as the HTML report
 from pytest_hetero.reporting.html_model import headline_metric
 
@@ -87,11 +88,8 @@ def _rollup(record: ResultRecord, metric_rows: list[tuple[str, ...]]) -> tuple[s
 
 def _time_note(record: ResultRecord) -> str:
     """Where the workload's time went (workloads/timesplit.py), when it said: its dominant part."""
-    split = (record["workload"].get("reported") or {}).get("time_split")
-    if not isinstance(split, dict) or split.get("dominant") in (None, "unknown"):
-        return ""
-    part = str(split["dominant"])
-    return f"; time mostly {part.replace('_', ' ')} ({split.get('fractions', {}).get(part, 0.0):.0%})"
+    dominant = dominant_text(record)
+    return f"; time mostly {dominant}" if dominant else ""
 
 
 def _metric_rows(record: ResultRecord) -> list[tuple[str, ...]]:

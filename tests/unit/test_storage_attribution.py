@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fake_reports import record
+from fake_reports import record, report
 
+from pytest_hetero.reporting.markdown import render_summary
 from pytest_hetero.reporting.terminal import summary_lines
 from pytest_hetero.workloads.common import StepTimer
 from pytest_hetero.workloads.data import StagingResult
@@ -104,3 +105,17 @@ def test_the_terminal_roll_up_names_the_dominant_part() -> None:
     assert lines[1].endswith("passed: 1 pass; time mostly data wait (46%)")
     plain = record(metrics={"throughput_sps": [412.0]}, band=(360.0, None))
     assert "time mostly" not in summary_lines([plain])[1]  # type: ignore[list-item]
+
+
+def test_the_markdown_summary_says_where_the_time_went_and_where_the_data_lay() -> None:
+    case = record(metrics={"throughput_sps": [412.0]}, band=(360.0, None))
+    split = time_split(compute_steps_s=1.0, data_wait_s=0.5, communication_s=0, staging_s=8.5, time_to_train_s=1.5)
+    roots = data_roots_storage({"HETERO_DATA_COSMOFLOW": "/lustre/ds"}, mounts=parse_mountinfo(MOUNTINFO))
+    case["workload"]["reported"] = {"time_split": split, "storage": {"roots": roots}}
+    text = render_summary([report([case])])
+    assert "### Where the time went" in text
+    assert (
+        "`test_resnet50` on `a100`: time mostly staging (85%); data: cosmoflow on lustre (10.0.0.1@o2ib:/scratch)"
+        in text
+    )
+    assert "Where the time went" not in render_summary([report([record(metrics={"throughput_sps": [1.0]})])])
