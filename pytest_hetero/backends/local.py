@@ -139,7 +139,7 @@ class LocalBackend(Backend):
         code = job.proc.poll()
         if code is not None:
             # Whatever the workload left behind (loader workers, daemons, in its group or not) goes with it.
-            kill_job(job.proc.pid, job.token)
+            kill_job(job.proc.pid, job.token, leader=None)  # its pid is free again: not walked from
             return self._settle(job, JobState.COMPLETED if code == 0 else JobState.FAILED)
         if time.monotonic() - job.started_at > job.spec.timeout_s:
             self._end(job)
@@ -162,14 +162,17 @@ class LocalBackend(Backend):
 
     def _end(self, job: LocalJobHandle) -> None:
         """SIGTERM every process of the job, SIGKILL what is left after the grace (or a second Ctrl-C)."""
+        seen: set[int] = set()  # found while the leader's pid is still its own: its children, orphaned later
         try:
-            signal_job(job.proc.pid, job.token, signal.SIGTERM)
+            leader = job.proc.pid if job.proc.returncode is None else None
+            seen = signal_job(job.proc.pid, job.token, signal.SIGTERM, leader=leader)
             deadline = time.monotonic() + self.options.kill_grace_s
             while job.proc.poll() is None and time.monotonic() < deadline and not HURRY.is_set():
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     job.proc.wait(timeout=0.05)
         finally:  # the leader may be gone while children linger, in its group or out of it
-            kill_job(job.proc.pid, job.token)
+            leader = job.proc.pid if job.proc.returncode is None else None
+            kill_job(job.proc.pid, job.token, leader=leader, known=seen)
             job.proc.wait()
 
     def collect(self, handle: JobHandle) -> JobOutput:

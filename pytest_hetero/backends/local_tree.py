@@ -24,7 +24,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from pathlib import Path
 
 __all__ = ["MARKER_ENV", "become_subreaper", "job_processes", "kill_job", "signal_job"]
@@ -69,8 +69,11 @@ def _carries(pid: int, marker: bytes) -> bool:
         return False
 
 
-def job_processes(leader: int, token: str) -> set[int]:
-    """Live processes of one job: the leader's descendants and whatever carries its marker."""
+def job_processes(leader: int | None, token: str) -> set[int]:
+    """Live processes of one job: the leader's descendants and whatever carries its marker.
+
+    ``leader`` is None once its exit status has been collected: its pid may then belong to another process.
+    """
     if not _PROC.is_dir():
         return set()
     marker = f"{MARKER_ENV}={token}".encode()
@@ -82,7 +85,7 @@ def job_processes(leader: int, token: str) -> set[int]:
         children.setdefault(ppid, []).append(pid)
         if pid != os.getpid() and _carries(pid, marker):
             found.add(pid)
-    todo = [leader, *found]
+    todo = [*found] if leader is None else [leader, *found]
     while todo:
         for child in children.get(todo.pop(), []):
             if child not in found:
@@ -92,27 +95,40 @@ def job_processes(leader: int, token: str) -> set[int]:
     return found
 
 
-def signal_job(leader: int, token: str, sig: signal.Signals) -> set[int]:
-    """Send ``sig`` to the job's group and to every process of it found; return those found."""
+def signal_job(
+    group: int, token: str, sig: signal.Signals, *, leader: int | None, known: Set[int] = frozenset()
+) -> set[int]:
+    """Send ``sig`` to the job's process group and to every process of it found; return those found.
+
+    Found: the descendants of ``leader`` (see :func:`job_processes`), whatever carries the job's
+    marker, and the ``known`` ones (found before the leader's status was collected) still alive.
+    """
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(leader, sig)
-    found = job_processes(leader, token)
+        os.killpg(group, sig)
+    found = job_processes(leader, token) | {pid for pid in known if _alive(pid)}
     for pid in found:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
     return found
 
 
-def kill_job(leader: int, token: str, rounds: int = 20) -> None:
+def kill_job(group: int, token: str, *, leader: int | None, known: Set[int] = frozenset(), rounds: int = 20) -> None:
     """SIGKILL the job's processes until none is found (a fork may race a round); reap our orphans."""
     killed: set[int] = set()
     for _ in range(rounds):
-        found = signal_job(leader, token, signal.SIGKILL) - {leader}
+        found = signal_job(group, token, signal.SIGKILL, leader=leader, known=known) - {group}
         killed |= found
         if not found:
             break
         time.sleep(0.01)
     _reap(killed)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] not in "ZX"
+    except (OSError, IndexError):
+        return False
 
 
 def _reap(pids: set[int], timeout_s: float = 2.0) -> None:
