@@ -26,9 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 
-from filelock import FileLock
-
 from pytest_hetero.config.models import ResourceGroup
+from pytest_hetero.flock import exclusive
 
 __all__ = [
     "Contention",
@@ -155,7 +154,7 @@ class Ledger:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock = FileLock(path.with_name(f"{path.name}.lock"), thread_local=False)
+        self._lock_path = path.with_name(f"{path.name}.lock")  # where flock is missing
         self._offset = 0
         self._windows: dict[str, Window] = {}
 
@@ -164,7 +163,7 @@ class Ledger:
         line = json.dumps(asdict(window)) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # One lock around the append: whole lines, even where O_APPEND is not atomic (NFS).
-        with self._lock, self.path.open("a", encoding="utf-8") as out:
+        with self.path.open("a", encoding="utf-8") as out, exclusive(out, self._lock_path):
             out.write(line)
 
     def windows(self) -> list[Window]:

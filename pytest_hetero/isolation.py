@@ -6,7 +6,7 @@ Two limits gate every submission, and both hold across processes::
     platform max_jobs     <run dir>/slots/<platform>/              the run's xdist workers
     resource_group        <tmp>/pytest-hetero-locks/groups/<name>/  every pytest run on this host
 
-A slot is an operating-system file lock (``filelock``: ``flock`` on Unix) tried
+A slot is an operating-system file lock (:mod:`pytest_hetero.flock`: ``flock`` on Unix) tried
 without waiting. The scheduler takes one slot of each just before it submits a
 job and gives them back once it has seen the job end, or cancelled it; the
 locks of a process that dies are released by the kernel. While it holds them it
@@ -23,12 +23,11 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from filelock import BaseFileLock, FileLock, Timeout
-
 from pytest_hetero.backends.base import JobState
 from pytest_hetero.config.models import Platform, ResourceGroup
 from pytest_hetero.contention import Contention, Ledger, Window, load_average, overlapping
 from pytest_hetero.errors import SubmitError
+from pytest_hetero.flock import Held, try_lock
 
 __all__ = ["Hold", "Isolation", "Semaphore", "Slot", "group_conflicts", "host_locks_dir"]
 
@@ -50,14 +49,14 @@ _HELD: dict[Path, set[int]] = {}
 class Slot:
     """One held slot of a :class:`Semaphore`; :meth:`release` is idempotent."""
 
-    def __init__(self, lock: BaseFileLock, held: set[int] | None = None, index: int = 0) -> None:
-        self._lock: BaseFileLock | None = lock
+    def __init__(self, lock: Held, held: set[int] | None = None, index: int = 0) -> None:
+        self._lock: Held | None = lock
         self._held = held
         self._index = index
 
     def release(self) -> None:
         if self._lock is not None:
-            self._lock.release(force=True)
+            self._lock.release()
             self._lock = None
             if self._held is not None:
                 self._held.discard(self._index)
@@ -82,12 +81,10 @@ class Semaphore:
         for index in range(self.capacity):
             if index in held:
                 continue
-            # A fresh lock object each time: filelock's locks are re-entrant per object, and
-            # a second open file on the same path conflicts even within this process.
-            lock = FileLock(self.directory / f"slot-{index}.lock", mode=0o666, thread_local=False)
-            try:
-                lock.acquire(blocking=False)
-            except Timeout:
+            # A fresh open file each time: a second open file on the same path conflicts even within
+            # this process, as two xdist workers' would.
+            lock = try_lock(self.directory / f"slot-{index}.lock")
+            if lock is None:
                 continue
             held.add(index)
             return Slot(lock, held, index)
