@@ -132,10 +132,13 @@ def shipped_argv(argv: Sequence[str], command: Sequence[str], test_dir: Path, ro
 def bundle_environment(root: str) -> dict[str, str]:
     """What the job needs to find the bundle at ``root``.
 
-    ``PYTHONDONTWRITEBYTECODE``: a read-only mount (a ConfigMap) or a shared
-    filesystem gets no ``__pycache__`` written into it by every job.
+    ``PYTHONPATH`` holds the bundle (the workload package) and its ``workload/``
+    directory (a ``command=``'s own modules, for ``python -m`` and its imports,
+    wherever the job starts). ``PYTHONDONTWRITEBYTECODE``: a read-only mount
+    (a ConfigMap) or a shared filesystem gets no ``__pycache__`` written into it
+    by every job.
     """
-    return {"PYTHONPATH": root, "PYTHONDONTWRITEBYTECODE": "1"}
+    return {"PYTHONPATH": f"{root}:{root}/{COMMAND_DIR}", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def check_line(root: str) -> str:

@@ -204,3 +204,35 @@ def test_local_platform_with_its_own_torch_only_python_gets_the_bundle(
     result.assert_outcomes(passed=2)
     argv = _records(pytester)["test_prog"]["job"]["argv"]
     assert argv[0] == str(torch_only_python) and argv[-1].endswith("/bundle/workload/prog.py")
+
+
+def test_a_command_running_a_module_of_the_test_directory_finds_it_in_the_bundle(
+    live_pytester: pytest.Pytester, slurm_cluster: LiveSlurm, torch_only_python: Path
+) -> None:
+    """``python -m mybench`` from a Slurm job, which starts in its run directory, not the test's."""
+    platform = {
+        "name": "slurm-torch-only",
+        "accelerator": {"kind": "cpu"},
+        "backend": {"kind": "slurm"},
+        "environment": {"python": str(torch_only_python)},
+        "resources": {"time_limit_min": 5},
+    }
+    _suite(live_pytester, platform)
+    live_pytester.mkpydir("mybench")
+    (live_pytester.path / "mybench" / "__main__.py").write_text(
+        PROGRAM.replace("import helper", "from mybench import helper")
+    )
+    (live_pytester.path / "mybench" / "helper.py").write_text("VALUE = 42.0\n")
+    live_pytester.makepyfile(
+        test_module="""
+import pytest
+
+@pytest.mark.hetero(command=["python", "-m", "mybench"])
+def test_module(hetero_result):
+    assert hetero_result.metric("throughput_sps") == 42.0
+"""
+    )
+    result = live_pytester.runpytest(
+        "test_module.py", "--platforms-file=platforms.yaml", "--platform=slurm-torch-only", "--hetero-json=out.json"
+    )
+    result.assert_outcomes(passed=1)
