@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pytest_hetero.decide.html import decide_section
+from pytest_hetero.reporting.html_attribution import attribution_section
 from pytest_hetero.reporting.html_cells import NO_VERDICT, band_text, esc, legend, num, words_of
 from pytest_hetero.reporting.html_charts import Bar, Charts, ImageFormat, Line
 from pytest_hetero.reporting.html_details import details_section
@@ -90,7 +91,7 @@ def render_html(
     view = build_view(reports, history or {})
     charts = Charts(image_format)
     body = [_summary(view), _across_platforms(view, charts), _trends(view, charts), decide_section(reports)]
-    body.append(details_section(view, min_effect))
+    body += [attribution_section(reports), details_section(view, min_effect)]
     head = f"<meta charset='utf-8'><title>pytest-hetero report</title><style>{_STYLE}</style>"
     return f"<!DOCTYPE html><html><head>{head}</head><body>{''.join(body)}</body></html>\n"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_reports import report, write
+from fake_reports import record, report, write
 from html_reports import M, four_workloads, rec
 
 from pytest_hetero.reporting.html import render_html
@@ -274,9 +274,40 @@ def test_the_html_modules_export_what_they_document() -> None:
         "html": ["ImageFormat", "TrendPoint", "render_html"],
         "html_charts": ["Bar", "Charts", "ImageFormat", "Line"],
         "html_details": ["details_section"],
+        "html_attribution": ["attribution_section"],
         "html_cells": ["NO_VERDICT", "band_text", "esc", "legend", "num", "spread_text", "swatch", "words_of"],
     }
     for name, names in exports.items():
         assert sorted(importlib.import_module(f"pytest_hetero.reporting.{name}").__all__) == sorted(names)
     model = importlib.import_module("pytest_hetero.reporting.html_model")
     assert {"Cell", "View", "TrendPoint", "build_view", "direction", "headline_metric"} <= set(model.__all__)
+
+
+def test_where_the_time_went_is_a_stacked_bar_per_case_that_reported_its_split() -> None:
+    from pytest_hetero.workloads.timesplit import time_split
+
+    split = time_split(compute_steps_s=3.0, data_wait_s=5.0, communication_s=1.0, staging_s=0.0, time_to_train_s=10.0)
+    slow = record("test_cosmoflow", "disk")
+    slow["workload"]["reported"] = {
+        "time_split": split,
+        "storage": {"roots": {"cosmoflow": {"kind": "local", "source": "/dev/vda1"}}},
+    }
+    quiet = record("test_cosmoflow", "tmpfs")  # reported no split: no row
+    html = render_html([report([slow, quiet])])
+
+    page = Page(html)
+    rows = page.all("tr", **{"data-test": "test_cosmoflow"})
+    assert [(a["data-platform"], a["data-dominant"]) for a, _ in rows] == [("disk", "data_wait")]
+    assert "data wait (50%)" in rows[0][1] and "cosmoflow on local (/dev/vda1)" in rows[0][1]
+    segments = {a["data-part"]: a["title"] for a, _ in page.all("span", **{"class": "seg"})}
+    assert segments == {
+        "compute": "compute: 2 s (20%)",
+        "data_wait": "data wait: 5 s (50%)",
+        "communication": "communication: 1 s (10%)",
+        "other": "other: 2 s (20%)",
+    }
+    assert page.index("section", id="time-split") < page.index("section", id="details")
+
+
+def test_no_section_on_time_when_no_case_reported_its_split() -> None:
+    assert "id='time-split'" not in render_html([report([record()])])
