@@ -16,6 +16,7 @@ the report.
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import time
@@ -150,6 +151,9 @@ class Ledger:
     """The run's windows, one JSON line per change, appended by every process of the run.
 
     Reading is incremental: each call parses only the lines added since the last one.
+    Closed windows are kept by group in the order they ended, so :meth:`beside` looks
+    only at the windows still open and those that ended after the earliest start asked
+    about, not at the whole run's.
     """
 
     def __init__(self, path: Path) -> None:
@@ -157,6 +161,8 @@ class Ledger:
         self._lock_path = path.with_name(f"{path.name}.lock")  # where flock is missing
         self._offset = 0
         self._windows: dict[str, Window] = {}
+        self._open: dict[str, Window] = {}
+        self._closed: dict[str | None, tuple[list[float], list[Window]]] = {}  # group -> ends (sorted), windows
 
     def write(self, window: Window) -> None:
         """Append the window's current state; :class:`OSError` if the run directory is not writable."""
@@ -168,6 +174,22 @@ class Ledger:
 
     def windows(self) -> list[Window]:
         """Every window written so far, each in its latest state."""
+        self._read()
+        return list(self._windows.values())
+
+    def beside(self, windows: Sequence[Window]) -> list[Window]:
+        """The run's other windows of the same group as ``windows`` that overlap any of them, by start."""
+        self._read()
+        if not windows:
+            return []
+        earliest = min(window.start_unix_s for window in windows)
+        candidates = list(self._open.values())
+        for group in {window.group for window in windows} - {None}:
+            ends, closed = self._closed.get(group, ([], []))
+            candidates += closed[bisect.bisect_right(ends, earliest) :]  # ended after the earliest start
+        return overlapping(windows, candidates)
+
+    def _read(self) -> None:
         try:
             with self.path.open("rb") as ledger:
                 ledger.seek(self._offset)
@@ -178,21 +200,32 @@ class Ledger:
         self._offset += len(complete)
         for line in complete.splitlines():
             with suppress(ValueError, KeyError, TypeError):
-                window = Window.from_dict(json.loads(line))
-                self._windows[window.id] = window
-        return list(self._windows.values())
+                self._index(Window.from_dict(json.loads(line)))
+
+    def _index(self, window: Window) -> None:
+        previous = self._windows.get(window.id)
+        if previous is not None and previous.end_unix_s is not None:
+            return  # closed already: its last state stands
+        self._windows[window.id] = window
+        if window.end_unix_s is None:
+            self._open[window.id] = window
+            return
+        self._open.pop(window.id, None)
+        ends, closed = self._closed.setdefault(window.group, ([], []))
+        at = bisect.bisect_right(ends, window.end_unix_s)  # windows close about in order: mostly appended
+        ends.insert(at, window.end_unix_s)
+        closed.insert(at, window)
 
 
 def refresh_contention(contentions: Iterable[ContentionRecord], ledger: Ledger | None) -> None:
     """Recompute ``beside`` and ``contended`` of records from the ledger, once every window is closed."""
     if ledger is None:
         return
-    everyone = ledger.windows()
     for contention in contentions:
         group = contention["resource_group"]
         if group is None or not contention["windows"]:
             continue
         windows = [Window.from_dict(dict(record), group) for record in contention["windows"]]
-        beside = overlapping(windows, everyone)
+        beside = ledger.beside(windows)
         contention["beside"] = [window.as_record() for window in beside]
         contention["contended"] = bool(beside)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from pytest_hetero.backends.base import JobState
 from pytest_hetero.config.models import Platform, ResourceGroup
-from pytest_hetero.contention import Contention, Ledger, Window, load_average, overlapping
+from pytest_hetero.contention import Contention, Ledger, Window, load_average
 from pytest_hetero.errors import SubmitError
 from pytest_hetero.flock import Held, try_lock
 
@@ -202,7 +202,7 @@ class Isolation:
         """What ran beside these windows so far, from the ledger (all of the run's processes)."""
         if group is None or self.ledger is None or not windows:
             return Contention(group, windows)
-        return Contention(group, windows, overlapping(windows, self.ledger.windows()))
+        return Contention(group, windows, self.ledger.beside(windows))
 
 
 def group_conflicts(groups: dict[str, ResourceGroup | None]) -> list[str]:

@@ -154,6 +154,27 @@ def test_overlap_is_strict_and_per_group() -> None:
     assert [w.job for w in overlapping(mine, others)] == ["inside", "open"]
 
 
+def test_ledger_beside_finds_what_a_scan_of_every_window_finds(tmp_path: Path) -> None:
+    """The ledger's index (open windows, closed ones by end) answers like a scan of the whole run."""
+    ledger = Ledger(tmp_path / "run" / "windows.jsonl")
+    everyone = [
+        _window(f"j{i}", float(start), None if end is None else float(end), group)
+        for i, (start, end, group) in enumerate(
+            [(0, 5, "g"), (4, 9, "g"), (8, 30, "g"), (10, 12, "g"), (11, None, "g"), (3, 40, "h"), (20, 21, "g")]
+        )
+    ]
+    for window in reversed(everyone):  # closed out of order
+        ledger.write(window)
+    moved = _window("late-close", 1.0, None)
+    ledger.write(moved)
+    moved.end_unix_s = 25.0  # seen open, then closed
+    ledger.write(moved)
+    everyone.append(moved)
+    for start, end in [(0.0, 1.0), (5.0, 8.0), (9.0, 10.0), (12.0, 13.0), (26.0, 50.0), (50.0, 60.0)]:
+        query = [_window("me", start, end)]
+        assert [w.id for w in ledger.beside(query)] == [w.id for w in overlapping(query, everyone)], (start, end)
+
+
 def test_ledger_reads_every_process_lines_latest_state(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "run" / "windows.jsonl")
     window = _window("a#0", 1.0, None)
