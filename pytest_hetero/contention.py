@@ -160,6 +160,7 @@ class Ledger:
         self.path = path
         self._lock_path = path.with_name(f"{path.name}.lock")  # where flock is missing
         self._offset = 0
+        self._made = False  # the run directory, once
         self._windows: dict[str, Window] = {}
         self._open: dict[str, Window] = {}
         self._closed: dict[str | None, tuple[list[float], list[Window]]] = {}  # group -> ends (sorted), windows
@@ -167,7 +168,9 @@ class Ledger:
     def write(self, window: Window) -> None:
         """Append the window's current state; :class:`OSError` if the run directory is not writable."""
         line = json.dumps(asdict(window)) + "\n"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self._made:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._made = True
         # One lock around the append: whole lines, even where O_APPEND is not atomic (NFS).
         with self.path.open("a", encoding="utf-8") as out, exclusive(out, self._lock_path):
             out.write(line)
