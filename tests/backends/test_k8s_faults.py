@@ -173,8 +173,14 @@ def test_prog(hetero_result):
 """
 
 
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one-process", "xdist"])
 def test_a_leftover_is_printed_with_its_command_and_recorded_in_the_report(
-    pytester: pytest.Pytester, k8s_cluster: FakeCluster, faulty: Target, proxy: FaultProxy, tmp_path: Path
+    pytester: pytest.Pytester,
+    k8s_cluster: FakeCluster,
+    faulty: Target,
+    proxy: FaultProxy,
+    tmp_path: Path,
+    workers: list[str],
 ) -> None:
     proxy.add(Rule("DELETE", r"/jobs/"))  # every delete of the Job fails: the test itself must still pass
     options: dict[str, object] = {"kubeconfig": str(faulty.kubeconfig), "namespace": faulty.namespace, "kind": "job"}
@@ -190,7 +196,8 @@ def test_a_leftover_is_printed_with_its_command_and_recorded_in_the_report(
     pytester.makefile(".py", prog=PROGRAM)
     pytester.makepyfile(test_suite=SUITE)
     argv = ["--platforms-file=platforms.yaml", "--platform=k8s-faulty", "--hetero-json=out.json"]
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *argv, "-q")
+    # Under xdist a worker closes the backend: its leftover reaches the controller through the handover.
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *argv, *workers, "-q")
     result.assert_outcomes(passed=1)
     (leftover,) = json.loads((pytester.path / "out.json").read_text())["leftovers"]
     job = next(o["metadata"]["name"] for o in k8s_cluster.objects("jobs", faulty.namespace))
