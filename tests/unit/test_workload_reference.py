@@ -285,3 +285,67 @@ def test_unet3d_sliding_window_equals_the_reference() -> None:
 def test_unet3d_sgd_has_nesterov_momentum() -> None:
     spec = unet3d.optimizer(unet3d.DEFAULTS, nominal_shape(unet3d.DEFAULTS))
     assert spec.name == "sgd" and spec.options["nesterov"] is True and spec.options["momentum"] == 0.9
+
+
+# --------------------------------------------------------------------------
+# 3D U-Net: the reference model (image_segmentation/pytorch/model/{layers,unet3d}.py), transcribed
+# --------------------------------------------------------------------------
+
+
+def _conv_block(in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1, padding: int = 1) -> nn.Module:
+    """conv_block_factory with normalization "instancenorm", activation "relu" (the run's flags)."""
+    conv = nn.Conv3d(in_channels, out_channels, kernel_size=kernel, stride=stride, padding=padding, bias=False)
+    return nn.Sequential(conv, nn.InstanceNorm3d(out_channels, affine=True), nn.ReLU())
+
+
+class ReferenceUpsampleBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.upsample_conv = nn.Sequential(nn.ConvTranspose3d(in_channels, out_channels, 2, stride=2, bias=True))
+        self.conv1 = _conv_block(2 * out_channels, out_channels)
+        self.conv2 = _conv_block(out_channels, out_channels)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        result: torch.Tensor = self.conv2(self.conv1(torch.cat((self.upsample_conv(x), skip), dim=1)))
+        return result
+
+
+class ReferenceUnet3D(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        filters = [32, 64, 128, 256, 320]
+        self.input_block = nn.Sequential(_conv_block(1, 32), _conv_block(32, 32))  # InputBlock: conv1, conv2
+        self.downsample = nn.ModuleList(
+            nn.Sequential(_conv_block(i, o, stride=2), _conv_block(o, o)) for i, o in itertools.pairwise(filters)
+        )
+        self.bottleneck = nn.Sequential(_conv_block(320, 320, stride=2), _conv_block(320, 320))
+        upsample = [ReferenceUpsampleBlock(320, 320)]
+        upsample += [
+            ReferenceUpsampleBlock(i, o) for i, o in zip(reversed(filters[1:]), reversed(filters[:-1]), strict=True)
+        ]
+        self.upsample = nn.ModuleList(upsample)
+        self.output = nn.Sequential(nn.Conv3d(32, 3, kernel_size=1, padding=0, bias=True))  # OutputLayer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.input_block(x)
+        outputs = [x]
+        for downsample in self.downsample:
+            x = downsample(x)
+            outputs.append(x)
+        x = self.bottleneck(x)
+        for upsample, skip in zip(self.upsample, reversed(outputs), strict=True):
+            x = upsample(x, skip)
+        result: torch.Tensor = self.output(x)
+        return result
+
+
+def test_unet3d_equals_the_reference_model_with_its_weights() -> None:
+    torch.manual_seed(0)
+    ours, reference = unet3d.UNet3D().eval(), ReferenceUnet3D().eval()
+    for parameter in ours.parameters():  # instance norms away from the identity too
+        nn.init.uniform_(parameter, -0.1, 0.1)
+    _copy_parameters(ours, reference)
+    image = torch.randn(1, 1, 64, 32, 32)  # five stride-2 stages leave 2 x 1 x 1 voxels
+
+    with torch.no_grad():
+        assert torch.equal(ours(image), reference(image))
