@@ -146,6 +146,11 @@ class ConfigMaps:
         self._api = api
         self._created.add((namespace, configmap_name(spec.bundle)))
 
+    def take(self) -> list[tuple[str, str]]:
+        """(namespace, name) of every ConfigMap created, forgotten here: the caller deletes them by name."""
+        created, self._created = sorted(self._created), set()
+        return created
+
     def delete_all(self) -> None:
         for namespace, name in sorted(self._created):
             delete_configmap(self._api, namespace, name)

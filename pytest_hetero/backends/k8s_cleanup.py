@@ -27,11 +27,11 @@ _CLIENT_ERRORS = (k8s.ApiException, pydantic.ValidationError, *TRANSPORT_ERRORS)
 
 
 def kubectl_delete(resource: ResourceApi, name: str) -> str:
-    """The command that deletes ``name`` by hand (``jobs.batch``, ``ipujobs.graphcore.ai``, ``pod``)."""
+    """The command that deletes ``name`` by hand (kinds: ``jobs.batch``, ``ipujobs.graphcore.ai``, ``pods``...)."""
     if resource.group:
         kind = f"{resource.plural}.{resource.group}"
     else:
-        kind = "pod" if resource.plural == "pods" else f"{resource.plural}.batch"
+        kind = resource.plural if resource.plural in ("pods", "configmaps") else f"{resource.plural}.batch"
     return f"kubectl delete {kind} {name} -n {resource.namespace}"
 
 

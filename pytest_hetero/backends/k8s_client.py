@@ -51,6 +51,8 @@ _CLIENTS: dict[tuple[str, str | None, bool], tuple[k8s.ApiClient, str]] = {}
 _CLIENTS_LOCK = threading.Lock()
 #: (connect, read) limits of a delete: clean-up after Ctrl-C must not hang on a silent server.
 _DELETE_TIMEOUT_S = (5.0, 20.0)
+#: Core (v1) kinds the backend handles, and their names in the client's methods.
+_CORE = {"pods": "pod", "configmaps": "config_map"}
 
 
 # -- configuration ------------------------------------------------------------
@@ -160,9 +162,9 @@ class ResourceApi:
     version: str = "v1"
 
     def _call(self, verb: str, *args: Any, **kwargs: Any) -> Any:
-        """A core or batch verb: ``create`` -> ``create_namespaced_pod`` or ``_job``."""
-        api: Any = k8s.CoreV1Api(self.api) if self.plural == "pods" else k8s.BatchV1Api(self.api)
-        return getattr(api, f"{verb}_namespaced_{self.plural[:-1]}")(*args, **kwargs)
+        """A core or batch verb: ``create`` -> ``create_namespaced_pod``, ``_config_map`` or ``_job``."""
+        api: Any = k8s.CoreV1Api(self.api) if self.plural in _CORE else k8s.BatchV1Api(self.api)
+        return getattr(api, f"{verb}_namespaced_{_CORE.get(self.plural, self.plural[:-1])}")(*args, **kwargs)
 
     def create(self, body: Json) -> Json:
         if self.group:

@@ -377,7 +377,8 @@ class KubernetesBackend(Backend):
         for cache in self._watches.values():
             cache.stop()
         self._watches.clear()
-        self._bundles.delete_all()
+        for namespace, name in self._bundles.take():  # deleted by name with the rest; a failure is a leftover
+            self._cleanup.created(ResourceApi("configmaps", namespace, self._connect()), name)
         self._cleanup.delete_all()
         self._run_ids.clear()
 

@@ -28,6 +28,7 @@ from k8s_proxy import FaultProxy, Rule
 from k8s_scenarios import METRICS_LINE, Target, wait_for
 
 from pytest_hetero.backends.base import JobState
+from pytest_hetero.backends.k8s_client import ResourceApi, connect
 from pytest_hetero.errors import SubmitError
 from pytest_hetero.metrics import parse_metrics_record
 
@@ -173,16 +174,26 @@ def test_prog(hetero_result):
 """
 
 
-@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one-process", "xdist"])
+# What fails to be deleted (the kind's plural, its kubectl spelling), and how pytest runs.
+LEFTOVER_CASES = {
+    "job": ("jobs", "jobs.batch", []),
+    "job-under-xdist": ("jobs", "jobs.batch", ["-n", "2"]),
+    "bundle-configmap": ("configmaps", "configmaps", []),
+}
+
+
+@pytest.mark.parametrize(("plural", "kind", "workers"), list(LEFTOVER_CASES.values()), ids=list(LEFTOVER_CASES))
 def test_a_leftover_is_printed_with_its_command_and_recorded_in_the_report(
     pytester: pytest.Pytester,
     k8s_cluster: FakeCluster,
     faulty: Target,
     proxy: FaultProxy,
     tmp_path: Path,
+    plural: str,
+    kind: str,
     workers: list[str],
 ) -> None:
-    proxy.add(Rule("DELETE", r"/jobs/"))  # every delete of the Job fails: the test itself must still pass
+    proxy.add(Rule("DELETE", f"/{plural}/"))  # every delete of it fails: the test itself must still pass
     options: dict[str, object] = {"kubeconfig": str(faulty.kubeconfig), "namespace": faulty.namespace, "kind": "job"}
     options |= {"watch_timeout_s": 2, "bundle_mount_path": str(tmp_path / "bundle-mount")}
     platform = {
@@ -200,12 +211,17 @@ def test_a_leftover_is_printed_with_its_command_and_recorded_in_the_report(
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *argv, *workers, "-q")
     result.assert_outcomes(passed=1)
     (leftover,) = json.loads((pytester.path / "out.json").read_text())["leftovers"]
-    job = next(o["metadata"]["name"] for o in k8s_cluster.objects("jobs", faulty.namespace))
-    assert leftover.endswith(f"delete it with: kubectl delete jobs.batch {job} -n {faulty.namespace}")
+    (name,) = [o["metadata"]["name"] for o in k8s_cluster.objects(plural, faulty.namespace)]
+    assert leftover.endswith(f"delete it with: kubectl delete {kind} {name} -n {faulty.namespace}")
     assert f"pytest-hetero: left behind: {leftover}" in result.stdout.lines  # even under -q
     proxy.clear()
-    _run_kubectl(leftover.rpartition("delete it with: ")[2], k8s_cluster, tmp_path)
+    if plural == "jobs":
+        _run_kubectl(leftover.rpartition("delete it with: ")[2], k8s_cluster, tmp_path)
+    else:  # kmock's discovery, which kubectl reads first, does not list configmaps
+        api, _ = connect(str(faulty.kubeconfig), None, False)
+        ResourceApi(plural, faulty.namespace, api).delete(name)
     _assert_nothing_left(k8s_cluster, faulty.namespace)
+    assert k8s_cluster.objects("configmaps", faulty.namespace) == []
 
 
 START = "import signal, sys, pytest; signal.signal(signal.SIGINT, signal.default_int_handler); sys.exit(pytest.main())"

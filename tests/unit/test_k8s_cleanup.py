@@ -11,7 +11,7 @@ API = k8s.ApiClient()
 
 
 def test_kubectl_names_each_kind_as_kubectl_spells_it() -> None:
-    assert kubectl_delete(ResourceApi("pods", "ml", API), "p-1") == "kubectl delete pod p-1 -n ml"
+    assert kubectl_delete(ResourceApi("pods", "ml", API), "p-1") == "kubectl delete pods p-1 -n ml"
     assert kubectl_delete(ResourceApi("jobs", "ml", API), "j-1") == "kubectl delete jobs.batch j-1 -n ml"
     ipu = ResourceApi("ipujobs", "ml", API, group="graphcore.ai", version="v1alpha1")
     assert kubectl_delete(ipu, "i-1") == "kubectl delete ipujobs.graphcore.ai i-1 -n ml"
