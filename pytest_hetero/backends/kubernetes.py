@@ -211,7 +211,6 @@ class KubernetesBackend(Backend):
         for plural in {self.primary, "pods"}:
             self._watch(plural, run_id)
         self._create(job, manifest)
-        self._run_ids.add(run_id)  # close() cleans up after it
         return job
 
     def _create(self, job: KubernetesJobHandle, manifest: Json) -> None:
@@ -380,7 +379,6 @@ class KubernetesBackend(Backend):
         for namespace, name in self._bundles.take():  # deleted by name with the rest; a failure is a leftover
             self._cleanup.created(ResourceApi("configmaps", namespace, self._connect()), name)
         self._cleanup.delete_all()
-        self._run_ids.clear()
 
     def leftovers(self) -> list[str]:
         """The objects :meth:`close` could not delete, each with the ``kubectl`` command that does."""
