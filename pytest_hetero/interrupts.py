@@ -8,7 +8,9 @@ workload survived, no report listed what was cancelled, and Python printed a
 traceback. So from the first signal on, further signals only set :data:`HURRY`
 (the local backend then sends SIGKILL at once instead of waiting out the
 grace) and say so on stderr; the clean-up itself is bounded by each backend's
-timeouts. The handlers are installed only over Python's defaults (a SIGINT
+timeouts. That holds only in runs that opened a backend (``busy``): in any other
+run, such as one without benchmarks, every signal raises as without the plugin.
+The handlers are installed only over Python's defaults (a SIGINT
 ignored by the parent stays ignored) and put back at the end of the run.
 """
 
@@ -18,6 +20,7 @@ import contextlib
 import os
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -32,7 +35,9 @@ _DEFAULTS: dict[int, Any] = {signal.SIGINT: signal.default_int_handler, signal.S
 class Interrupts:
     """Owns this run's SIGINT/SIGTERM handlers between :meth:`install` and :meth:`restore`."""
 
-    def __init__(self) -> None:
+    def __init__(self, busy: Callable[[], bool] = lambda: True) -> None:
+        #: Whether the run has jobs or objects to clean up; if not, later signals raise as usual.
+        self._busy = busy
         self._previous: dict[int, Any] = {}
         self.received = 0
         self._unwinding = False
@@ -57,7 +62,7 @@ class Interrupts:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.received += 1
-        if not self._unwinding:
+        if not self._unwinding or not self._busy():
             self._unwinding = True
             raise KeyboardInterrupt(f"signal {signum}")  # unwind like Ctrl-C: cancel jobs, write reports
         HURRY.set()

@@ -53,7 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = hetero
     # SIGTERM unwinds like Ctrl-C; a second signal only hurries the clean-up (see interrupts.py).
-    interrupts = config.stash[_INTERRUPTS] = Interrupts()
+    interrupts = config.stash[_INTERRUPTS] = Interrupts(lambda: hetero.used_backends)
     interrupts.install()
     config.pluginmanager.register(ReportCollector(hetero, interrupts), _COLLECTOR_NAME)
 

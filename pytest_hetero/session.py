@@ -65,6 +65,8 @@ class HeteroSession:
         self.problems: list[str] = []
         #: By platform and its shape: a scaling sweep (collection.py) runs one platform at several node counts.
         self._backends: dict[tuple[str, int, int | None], Backend] = {}
+        #: Whether this run ever opened a backend (so an interrupt has jobs or objects to clean up).
+        self.used_backends = False
         self._books: dict[Path, ReferenceBook] = {}
         self._jobs: dict[str, list[Job]] = {}
         self._benches: dict[str, Benchmark] = {}  # of the items planned ahead
@@ -91,6 +93,7 @@ class HeteroSession:
             if backend is None:
                 raise ConfigError(f"platform {platform.name!r}: no plugin created a {platform.backend.kind!r} backend")
             self._backends[key] = backend
+            self.used_backends = True
         return backend
 
     @property

@@ -41,6 +41,17 @@ def test_the_first_signal_unwinds_and_later_ones_only_hurry(interrupts: Interrup
     assert HURRY.is_set() and interrupts.received == 4
 
 
+def test_in_a_run_with_nothing_to_clean_up_every_signal_raises(interrupts: Interrupts) -> None:
+    busy = False
+    interrupts._busy = lambda: busy  # a run that never opened a backend (no benchmark selected)
+    for sig in [signal.SIGINT, signal.SIGINT, signal.SIGTERM]:
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), sig)
+    busy = True  # it opens one: a later signal only hurries its clean-up
+    os.kill(os.getpid(), signal.SIGINT)
+    assert HURRY.is_set() and interrupts.received == 4
+
+
 def test_no_signal_raises_once_the_run_is_cleaning_up(interrupts: Interrupts) -> None:
     interrupts.cleaning_up()
     os.kill(os.getpid(), signal.SIGTERM)
