@@ -153,7 +153,8 @@ class Ledger:
     Reading is incremental: each call parses only the lines added since the last one.
     Closed windows are kept by group in the order they ended, so :meth:`beside` looks
     only at the windows still open and those that ended after the earliest start asked
-    about, not at the whole run's.
+    about but before the latest end plus the group's longest window (any later one
+    started after it), not at the whole run's.
     """
 
     def __init__(self, path: Path) -> None:
@@ -164,6 +165,7 @@ class Ledger:
         self._windows: dict[str, Window] = {}
         self._open: dict[str, Window] = {}
         self._closed: dict[str | None, tuple[list[float], list[Window]]] = {}  # group -> ends (sorted), windows
+        self._longest_s: dict[str | None, float] = {}  # group -> its longest closed window
 
     def write(self, window: Window) -> None:
         """Append the window's current state; :class:`OSError` if the run directory is not writable."""
@@ -186,10 +188,13 @@ class Ledger:
         if not windows:
             return []
         earliest = min(window.start_unix_s for window in windows)
+        latest = max(float("inf") if window.end_unix_s is None else window.end_unix_s for window in windows)
         candidates = list(self._open.values())
         for group in {window.group for window in windows} - {None}:
             ends, closed = self._closed.get(group, ([], []))
-            candidates += closed[bisect.bisect_right(ends, earliest) :]  # ended after the earliest start
+            # Ended after the earliest start, and not so late that it started after the latest end.
+            last = bisect.bisect_right(ends, latest + self._longest_s.get(group, 0.0))
+            candidates += closed[bisect.bisect_right(ends, earliest) : last]
         return overlapping(windows, candidates)
 
     def _read(self) -> None:
@@ -218,6 +223,8 @@ class Ledger:
         at = bisect.bisect_right(ends, window.end_unix_s)  # windows close about in order: mostly appended
         ends.insert(at, window.end_unix_s)
         closed.insert(at, window)
+        longest_s = max(self._longest_s.get(window.group, 0.0), window.end_unix_s - window.start_unix_s)
+        self._longest_s[window.group] = longest_s
 
 
 def refresh_contention(contentions: Iterable[ContentionRecord], ledger: Ledger | None) -> None:
