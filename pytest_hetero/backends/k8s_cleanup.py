@@ -31,7 +31,7 @@ def kubectl_delete(resource: ResourceApi, name: str) -> str:
     if resource.group:
         kind = f"{resource.plural}.{resource.group}"
     else:
-        kind = resource.plural if resource.plural in ("pods", "configmaps") else f"{resource.plural}.batch"
+        kind = resource.plural if resource.plural in ("pods", "configmaps", "secrets") else f"{resource.plural}.batch"
     return f"kubectl delete {kind} {name} -n {resource.namespace}"
 
 

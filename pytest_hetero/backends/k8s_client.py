@@ -52,7 +52,7 @@ _CLIENTS_LOCK = threading.Lock()
 #: (connect, read) limits of a delete: clean-up after Ctrl-C must not hang on a silent server.
 _DELETE_TIMEOUT_S = (5.0, 20.0)
 #: Core (v1) kinds the backend handles, and their names in the client's methods.
-_CORE = {"pods": "pod", "configmaps": "config_map"}
+_CORE = {"pods": "pod", "configmaps": "config_map", "secrets": "secret"}
 
 
 # -- configuration ------------------------------------------------------------

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import re
-import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from pytest_hetero.accelerators import accelerator_kind
 from pytest_hetero.backends.base import JobSpec
 from pytest_hetero.backends.k8s_bundle import bundle_mount, bundle_volume
 from pytest_hetero.backends.k8s_options import K8sOptions
+from pytest_hetero.backends.k8s_secrets import container_command, container_env
 from pytest_hetero.config.models import Platform
 from pytest_hetero.config.safe_yaml import load_yaml
 from pytest_hetero.errors import ConfigError
@@ -114,7 +114,7 @@ def build_manifest(
     ``options`` are the platform's ``backend.options``, typed (read from the platform if not given).
     """
     options = K8sOptions.parse(platform.backend.options) if options is None else options
-    pod_spec = _pod_spec(platform, spec, options)
+    pod_spec = _pod_spec(platform, spec, options, ident.name)
     if template is not None:
         return _from_template(template, platform, spec, ident, options, pod_spec)
     if options.kind == "pod":
@@ -164,8 +164,8 @@ def _metadata(spec: JobSpec, ident: Identity, options: K8sOptions) -> Json:
     return {"name": ident.name, "namespace": ident.namespace, "labels": labels, "annotations": annotations}
 
 
-def _pod_spec(platform: Platform, spec: JobSpec, options: K8sOptions) -> Json:
-    pod: Json = {"restartPolicy": "Never", "containers": [_container(platform, spec, options)]}
+def _pod_spec(platform: Platform, spec: JobSpec, options: K8sOptions, job_name: str) -> Json:
+    pod: Json = {"restartPolicy": "Never", "containers": [_container(platform, spec, options, job_name)]}
     pod.update(_scheduling(options))
     if options.service_account:
         pod["serviceAccountName"] = options.service_account
@@ -207,12 +207,13 @@ def _pod_security(options: K8sOptions) -> Json:
     }
 
 
-def _container(platform: Platform, spec: JobSpec, options: K8sOptions) -> Json:
+def _container(platform: Platform, spec: JobSpec, options: K8sOptions, job_name: str) -> Json:
+    """The ``main`` container; secret values are ``secretKeyRef``'s to the job's Secret (:mod:`.k8s_secrets`)."""
     container: Json = {
         "name": CONTAINER,
         "image": platform.environment.container_image,
-        "command": _command(platform, spec),
-        "env": [{"name": k, "value": v} for k, v in {**platform.environment.env, **spec.env}.items()],
+        "command": container_command(platform, spec),
+        "env": container_env(platform, spec, job_name),
         "resources": _resources(platform, options),
     }
     if options.image_pull_policy:
@@ -228,14 +229,6 @@ def _container(platform: Platform, spec: JobSpec, options: K8sOptions) -> Json:
         capabilities = container.setdefault("securityContext", {}).setdefault("capabilities", {})
         capabilities["add"] = list(options.capabilities)
     return container
-
-
-def _command(platform: Platform, spec: JobSpec) -> list[str]:
-    setup = platform.environment.setup
-    if not setup:
-        return list(spec.argv)
-    script = "\n".join(["set -e", *setup, f"exec {shlex.join(spec.argv)}"])
-    return ["/bin/sh", "-c", script]
 
 
 def _resources(platform: Platform, options: K8sOptions) -> Json:

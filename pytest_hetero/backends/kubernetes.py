@@ -7,7 +7,8 @@ watch per resource kind and run (:class:`~pytest_hetero.backends.k8s_client.Watc
 follows hundreds of jobs without polling the API server. When a job ends its
 logs are saved to the work directory (``stdout.log``: the ``main`` container;
 ``stderr.log``: Kubernetes' account of the job) and the object is deleted,
-unless it failed and ``keep_failed`` is set. Every object is deleted by its
+unless it failed and ``keep_failed`` is set; secret values reach the job
+through a Secret object created with it (:mod:`.k8s_secrets`). Every object is deleted by its
 name (:mod:`.k8s_cleanup`), never through a listing, so a failing list or
 watch cannot leave one behind; :meth:`KubernetesBackend.close` retries what
 could not be deleted, and :meth:`KubernetesBackend.leftovers` says what is
@@ -46,11 +47,11 @@ from pytest_hetero.backends.k8s_client import (
     api_error,
     connect,
     is_quota_error,
-    save_log,
     status_message,
     warning_events,
     with_retries,
 )
+from pytest_hetero.backends.k8s_logs import save_logs
 from pytest_hetero.backends.k8s_manifest import (
     CONTAINER,
     LABEL_JOB,
@@ -66,6 +67,7 @@ from pytest_hetero.backends.k8s_manifest import (
     redacted,
 )
 from pytest_hetero.backends.k8s_options import OPTIONS_SCHEMA, K8sOptions
+from pytest_hetero.backends.k8s_secrets import create_secret, described, secret_manifest
 from pytest_hetero.backends.k8s_status import account, exit_code, main_pod, state_of
 from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import CollectError, ConfigError, JobFailedError, StageError, SubmitError, TeardownError
@@ -93,6 +95,9 @@ class KubernetesJobHandle(JobHandle):
     pending_timeout_s: float
     #: The object still to create: a full quota defers creation (``status`` retries at ``retry_at``).
     manifest: Json | None = None
+    #: The job's Secret (its secret env values), to create before the object; its name once created.
+    secret: Json | None = None
+    secret_name: str = ""
     deferred_reason: str = ""
     retry_at: float = 0.0
     started_at: float | None = None
@@ -127,7 +132,6 @@ class KubernetesBackend(Backend):
         self._api: k8s.ApiClient | None = None
         self._namespace = self.options.namespace or ""
         self._watches: dict[tuple[str, str], WatchCache] = {}
-        self._run_ids: set[str] = set()
         self._cleanup = Cleanup()
         self._bundles = ConfigMaps()
 
@@ -206,6 +210,7 @@ class KubernetesBackend(Backend):
             pending_timeout_s=self.options.pending_timeout_s,
         )
         manifest = self._manifest(spec, name, self._namespace)
+        job.secret = secret_manifest(self.platform, spec, name, self._namespace, manifest["metadata"]["labels"])
         spec.workdir.mkdir(parents=True, exist_ok=True)
         self._bundles.ship(spec, self._connect(), self._namespace, manifest["metadata"]["labels"])
         for plural in {self.primary, "pods"}:
@@ -217,6 +222,10 @@ class KubernetesBackend(Backend):
         """Create the object; a full quota leaves it pending, to be retried by status()."""
         self._cleanup.created(self._resource(self.primary), job.name)  # an answer lost may hide a success
         try:
+            if job.secret is not None:  # first: the object's pods read it (registered for deletion too)
+                job.secret_name = job.secret["metadata"]["name"]
+                create_secret(self._resource("secrets"), self._cleanup, job.secret, job.job_id)
+                job.secret = None
             created = with_retries(lambda: self._resource(self.primary).create(manifest))
         except k8s.ApiException as exc:
             if not is_quota_error(exc):
@@ -312,29 +321,12 @@ class KubernetesBackend(Backend):
             if not pods:
                 raise api_error(exc, f"listing the pods of {job.name}", CollectError, job.job_id) from exc
         main = main_pod(pods)
-        artifacts = self._save_logs(job, pods, main)
+        artifacts = save_logs(self._connect(), self._namespace, job.spec, pods, (main, CONTAINER), job.job_id)
         obj = self._watch(self.primary, job.run_id).get(job.name)
         job.spec.stderr_path.write_text(account(self.primary[:-1], obj, pods, state, reason))
         self._dispose(job, failed=state is not JobState.COMPLETED)
         job.exit_code, job.artifacts = exit_code(main), artifacts
         job.final_state, job.ended_at = state, time.monotonic()
-
-    def _save_logs(self, job: KubernetesJobHandle, pods: list[Json], main: Json | None) -> dict[str, str]:
-        artifacts: dict[str, str] = {}
-        job.spec.stdout_path.touch()
-        for pod in pods:
-            pod_name = pod["metadata"]["name"]
-            for container in _container_names(pod):
-                is_main = pod is main and container == CONTAINER
-                path = job.spec.stdout_path if is_main else job.spec.workdir / f"{pod_name}.{container}.log"
-                try:
-                    saved = save_log(self._connect(), self._namespace, pod_name, container, path)
-                except _CLIENT_ERRORS as exc:
-                    doing = f"reading the log of {pod_name}/{container}"
-                    raise api_error(exc, doing, CollectError, job.job_id) from exc
-                if saved and not is_main:
-                    artifacts[f"log:{pod_name}/{container}"] = str(path)
-        return artifacts
 
     def _dispose(self, job: KubernetesJobHandle, failed: bool) -> None:
         """Delete the object by name (or keep it labelled); a delete that fails is retried at close, not raised."""
@@ -347,6 +339,11 @@ class KubernetesBackend(Backend):
             self._cleanup.kept(resource, job.name)
         else:
             self._cleanup.delete(resource, job.name)
+        self._delete_secret(job)
+
+    def _delete_secret(self, job: KubernetesJobHandle) -> None:
+        if job.secret_name:  # by name, like the rest; a failure is retried at close, then a leftover
+            self._cleanup.delete(self._resource("secrets"), job.secret_name)
 
     def cancel(self, handle: JobHandle) -> None:
         job = narrow_handle(handle, KubernetesJobHandle)
@@ -355,6 +352,7 @@ class KubernetesBackend(Backend):
         job.final_state, job.ended_at = JobState.CANCELLED, time.monotonic()
         if job.manifest is None:
             self._dispose(job, failed=False)
+        self._delete_secret(job)  # created for a job a full quota deferred
 
     def collect(self, handle: JobHandle) -> JobOutput:
         job = narrow_handle(handle, KubernetesJobHandle)
@@ -390,10 +388,7 @@ class KubernetesBackend(Backend):
                 self._connect()  # reads the kube config for its namespace; no request is sent
             except ConfigError:
                 self._namespace = "default"  # a dry run needs no cluster
-        manifest = self._manifest(spec, object_name(spec.name, "dryrun"), self._namespace)
-        return yaml.safe_dump(redacted(manifest), sort_keys=False)
-
-
-def _container_names(pod: Json) -> list[str]:
-    spec = pod.get("spec") or {}
-    return [c["name"] for c in [*spec.get("initContainers", []), *spec.get("containers", [])]]
+        name = object_name(spec.name, "dryrun")
+        manifest = self._manifest(spec, name, self._namespace)
+        secret = secret_manifest(self.platform, spec, name, self._namespace, manifest["metadata"]["labels"])
+        return described(secret) + yaml.safe_dump(redacted(manifest), sort_keys=False)

@@ -35,6 +35,7 @@ RESOURCES = {
     "v1/pods": kmock.ResourceInfo(kind="Pod", namespaced=True, subresources={"status", "log"}),
     "v1/events": kmock.ResourceInfo(kind="Event", namespaced=True),
     "v1/configmaps": kmock.ResourceInfo(kind="ConfigMap", namespaced=True),
+    "v1/secrets": kmock.ResourceInfo(kind="Secret", namespaced=True),
     "batch/v1/jobs": kmock.ResourceInfo(kind="Job", namespaced=True, subresources={"status"}),
     "graphcore.ai/v1alpha1/ipujobs": kmock.ResourceInfo(kind="IPUJob", namespaced=True, subresources={"status"}),
 }

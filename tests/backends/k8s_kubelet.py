@@ -11,7 +11,10 @@ They talk to the kmock API server over HTTP, as the real components do:
   ``activeDeadlineSeconds`` is enforced (``DeadlineExceeded``), and deleting
   the pod kills the process group;
 * ConfigMap volumes: their items are written at the mount path (when that is
-  under the temporary directory: the process shares the host's filesystem).
+  under the temporary directory: the process shares the host's filesystem);
+* the environment: ``valueFrom.secretKeyRef`` read from the Secret (a missing
+  Secret or key: ``CreateContainerConfigError``, the pod stays pending), and
+  ``$(VAR)`` references in the command expanded from it (``$$`` escapes).
 """
 
 from __future__ import annotations
@@ -145,7 +148,13 @@ class Kubelet:
     async def _run(self, pod: Json) -> None:
         key, container, started = _key(pod), pod["spec"]["containers"][0], now_iso()
         await self._mount_config_maps(pod, container)
-        self.processes[key] = await self._start(pod, container)
+        try:
+            env = await self._environment(pod, container)
+        except LookupError as exc:
+            state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(exc.args[0])}}
+            status = {"phase": "Pending", "containerStatuses": [_container_status(container, state, ready=False)]}
+            return await self.http.patch_status(pod, "pods", status)
+        self.processes[key] = await self._start(pod, container, env)
         await self.http.patch_status(pod, "pods", _running(container, started))
         outcome: dict[str, str] = {}
         try:
@@ -155,18 +164,18 @@ class Kubelet:
         self.processes.pop(key, None)
         await self.http.patch_status(pod, "pods", {**_terminated(container, started, code), **outcome})
 
-    async def _start(self, pod: Json, container: Json) -> asyncio.subprocess.Process:
+    async def _start(self, pod: Json, container: Json, env: dict[str, str]) -> asyncio.subprocess.Process:
         meta = pod["metadata"]
         log = self.server.state.log_path(meta["namespace"], meta["name"], container["name"])
         log.parent.mkdir(parents=True, exist_ok=True)
-        argv = [*container.get("command", []), *container.get("args", [])]
+        argv = [_expand(arg, env) for arg in [*container.get("command", []), *container.get("args", [])]]
         with open(log, "wb") as out:
             return await asyncio.create_subprocess_exec(
                 *argv,
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
                 stdin=asyncio.subprocess.DEVNULL,
-                env=self._environment(pod, container),
+                env=env,
                 cwd=log.parent,
                 start_new_session=True,
             )
@@ -191,14 +200,26 @@ class Kubelet:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(contents[item["key"]])
 
-    def _environment(self, pod: Json, container: Json) -> dict[str, str]:
+    async def _environment(self, pod: Json, container: Json) -> dict[str, str]:
+        """The container's variables; a ``secretKeyRef`` is read from its Secret (LookupError: missing)."""
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(self.sandbox),
             "HOSTNAME": pod["metadata"]["name"],
             "LANG": "C.UTF-8",
         }
-        env.update({e["name"]: e.get("value", "") for e in container.get("env", [])})
+        namespace = pod["metadata"]["namespace"]
+        for entry in container.get("env", []):
+            ref = (entry.get("valueFrom") or {}).get("secretKeyRef")
+            if ref is None:
+                env[entry["name"]] = entry.get("value", "")
+                continue
+            status, secret = await self.http.request("GET", path_of("v1", "secrets", namespace, ref["name"]))
+            data = (secret.get("data") or {}) if status == 200 else {}
+            if status != 200 or ref["key"] not in data:
+                missing = f'secret "{ref["name"]}" not found' if status != 200 else f"key {ref['key']} not found"
+                raise LookupError(f"couldn't find {missing} in namespace {namespace}")
+            env[entry["name"]] = base64.b64decode(data[ref["key"]]).decode()
         return env
 
     async def kill(self, key: str) -> int:
@@ -213,6 +234,17 @@ class Kubelet:
             except TimeoutError:
                 _signal(process.pid, signal.SIGKILL)
         return await process.wait()
+
+
+def _expand(text: str, env: dict[str, str]) -> str:
+    """Kubernetes' ``$(VAR)`` expansion: a defined variable's value, ``$$`` for ``$``, anything else as it is."""
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        return env.get(match.group(1), match.group(0))
+
+    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)", one, text)
 
 
 def _key(pod: Json) -> str:

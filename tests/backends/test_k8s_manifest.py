@@ -8,6 +8,9 @@ is intended, regenerate them and review the diff::
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import json
 import os
 import re
 from pathlib import Path
@@ -18,7 +21,8 @@ import yaml
 
 from pytest_hetero.backends.base import JobSpec, JobState
 from pytest_hetero.backends.k8s_client import connect
-from pytest_hetero.backends.k8s_manifest import Identity, build_manifest, label_value, object_name
+from pytest_hetero.backends.k8s_manifest import LABEL_RUN_ID, Identity, build_manifest, label_value, object_name
+from pytest_hetero.backends.k8s_secrets import secret_manifest
 from pytest_hetero.backends.k8s_status import exit_code, main_pod, state_of
 from pytest_hetero.backends.kubernetes import KubernetesBackend, KubernetesJobHandle
 from pytest_hetero.config.loader import load_catalogue, parse_catalogue
@@ -28,6 +32,8 @@ from pytest_hetero.launchers import get_launcher
 from pytest_hetero.workload import Workload
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "k8s"
+#: A secret value in some golden platforms: the files hold a secretKeyRef, never this.
+GOLDEN_SECRET = "golden-secret-never-written-4242"
 TINY = {"batch_size": 4, "image_size": 32, "train_steps": 8}
 IDENT = Identity(
     name="hetero-test-resnet50-tiny-abc123",
@@ -55,7 +61,10 @@ A100 = {
     },
     "launcher": {"kind": "torchrun"},
     "resources": {"cpus_per_task": 32, "mem_gb": 240, "time_limit_min": 60},
-    "environment": {"container_image": "nvcr.io/nvidia/pytorch:24.05-py3", "env": {"NCCL_DEBUG": "WARN"}},
+    "environment": {
+        "container_image": "nvcr.io/nvidia/pytorch:24.05-py3",
+        "env": {"NCCL_DEBUG": "WARN", "HF_AUTH": {"value": GOLDEN_SECRET, "secret": True}},
+    },
     "data_roots": {"imagenet": "/datasets/imagenet"},
 }
 MI250 = {
@@ -82,7 +91,7 @@ IPU = {
         },
     },
     "resources": {"time_limit_min": 45},
-    "environment": {"container_image": "graphcore/pytorch:3.3.0"},
+    "environment": {"container_image": "graphcore/pytorch:3.3.0", "env": {"WANDB_API_KEY": GOLDEN_SECRET}},
 }
 CPU: dict[str, Any] = {
     "name": "cpu-k8s",
@@ -102,7 +111,10 @@ PYTORCHJOB = {
     "backend": {"kind": "kubernetes", "options": {"namespace": "ml-bench", "template": "pytorchjob-template.yaml"}},
     "launcher": {"kind": "torchrun", "options": {"rdzv_port": 23456}},
     "resources": {"nodes": 2, "time_limit_min": 30},
-    "environment": {"container_image": "nvcr.io/nvidia/pytorch:24.05-py3"},
+    "environment": {
+        "container_image": "nvcr.io/nvidia/pytorch:24.05-py3",
+        "env": {"HF_AUTH": {"value": GOLDEN_SECRET, "secret": True}},
+    },
 }
 
 
@@ -156,6 +168,7 @@ class _NoAliases(yaml.SafeDumper):
 )
 def test_golden_manifest(golden: str, entry: dict[str, Any]) -> None:
     text, path = rendered(entry), GOLDEN / golden
+    assert GOLDEN_SECRET not in text
     if os.environ.get("HETERO_UPDATE_GOLDEN"):
         path.write_text(text)
     expected = path.read_text() if path.exists() else ""
@@ -235,13 +248,58 @@ def test_object_names_and_label_values_are_valid(test_name: str) -> None:
     assert re.fullmatch(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]", value) and len(value) <= 63
 
 
-def test_render_is_yaml_with_secrets_redacted() -> None:
+def test_render_shows_a_secret_key_ref_never_the_value() -> None:
     platform = platform_of({**CPU, "environment": {**CPU["environment"], "env": {"HF_TOKEN": "hf_abcdef"}}})
     text = KubernetesBackend(platform).render(spec_for(platform))
     assert "hf_abcdef" not in text
-    assert {"name": "HF_TOKEN", "value": "***"} in yaml.safe_load(text)["spec"]["template"]["spec"]["containers"][0][
-        "env"
-    ]
+    name = "hetero-test-resnet50-tiny-a-dryrun-env"
+    ref = {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": name, "key": "HF_TOKEN"}}}
+    assert ref in yaml.safe_load(text)["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert text.startswith(f"# created before the job, deleted with it: Secret {name} (Opaque) with keys HF_TOKEN\n")
+
+
+def test_secret_values_go_to_the_jobs_secret_and_are_read_by_reference() -> None:
+    """Marked, secret-looking, URL passwords, arguments and setup lines: in the Secret, referred to by name."""
+    environment = {
+        **CPU["environment"],
+        "env": {"HF_AUTH": {"value": "hf-marked-4242", "secret": True}, "DB": "postgresql://u:pw-3131@db/x", "N": "1"},
+        "setup": ["export PASSWORD=setup-5151", "echo ready"],
+    }
+    platform = platform_of({**CPU, "environment": environment})
+    spec = dataclasses.replace(spec_for(platform), argv=("python", "-c", "x", '{"password": "arg-6161"}'))
+    manifest = build_manifest(platform, spec, IDENT)
+    secret = secret_manifest(platform, spec, IDENT.name, IDENT.namespace, manifest["metadata"]["labels"])
+    assert secret is not None
+    data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert data == {
+        "HF_AUTH": "hf-marked-4242",
+        "DB": "postgresql://u:pw-3131@db/x",
+        "HETERO_SECRET_ARG_3": '{"password": "arg-6161"}',
+        "HETERO_SECRET_SETUP_0": "export PASSWORD=setup-5151",
+    }
+    assert (secret["type"], secret["metadata"]["name"]) == ("Opaque", f"{IDENT.name}-env")
+    assert secret["metadata"]["labels"][LABEL_RUN_ID] == manifest["metadata"]["labels"][LABEL_RUN_ID]
+    text = json.dumps(manifest)
+    assert not [value for value in data.values() if value in text]
+    container = manifest["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "N", "value": "1"} in container["env"]
+    script = container["command"][2]
+    assert 'eval "$HETERO_SECRET_SETUP_0"' in script and "echo ready" in script
+    assert script.endswith("exec python -c x \"$HETERO_SECRET_ARG_3\"")
+
+
+def test_without_setup_a_secret_argument_is_expanded_by_the_kubelet() -> None:
+    platform = platform_of(MI250)
+    spec = dataclasses.replace(spec_for(platform), argv=("run", "--token=tok-7777"))
+    container = build_manifest(platform, spec, IDENT)["spec"]["containers"][0]
+    assert container["command"] == ["run", "$(HETERO_SECRET_ARG_1)"]
+    ref = {"secretKeyRef": {"name": f"{IDENT.name}-env", "key": "HETERO_SECRET_ARG_1"}}
+    assert {"name": "HETERO_SECRET_ARG_1", "valueFrom": ref} in container["env"]
+
+
+def test_no_secret_no_secret_object() -> None:
+    platform = platform_of(MI250)
+    assert secret_manifest(platform, spec_for(platform), IDENT.name, IDENT.namespace, {}) is None
 
 
 def test_the_deadline_counts_from_the_start_not_the_submission() -> None:
