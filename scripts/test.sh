@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite. Builds .venv first when it is missing. As root on Debian it also installs and
 # starts what the live tests need: a real Slurm cluster (scripts/slurm-local.sh), a PostgreSQL
-# server (scripts/postgres-local.sh), headless Chromium for the HTML report and promtool for the OpenMetrics output; it stops again what
+# server (scripts/postgres-local.sh), headless Chromium for the HTML report, promtool for the OpenMetrics output and kubectl for the
+# Kubernetes fault suite's printed clean-up commands; it stops again what
 # it started. Elsewhere those tests are skipped with the reason. Anywhere, it builds .venv-torchonly
 # and .venv-cerebras from the package registry when they are missing (HETERO_TEST_VENVS=off: not). Extra arguments go to pytest (default: the whole suite on 2 workers).
 set -euo pipefail
@@ -35,6 +36,11 @@ if [ "${HETERO_TEST_SERVICES:-auto}" != "off" ] && can_start_services; then
     if ! command -v promtool >/dev/null; then
         echo "==> installing promtool (Debian prometheus) for the OpenMetrics output's check" >&2
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    fi
+    if ! command -v kubectl >/dev/null; then
+        echo "==> installing kubectl (Debian kubernetes-client) to run the clean-up commands the Kubernetes fault suite prints" >&2
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null; } ||
+            echo "==> could not install kubectl: that check of tests/backends/test_k8s_faults.py skips (fails under CI)" >&2
     fi
     if ! sinfo -h >/dev/null 2>&1; then
         echo "==> starting a local Slurm cluster for the live Slurm tests" >&2

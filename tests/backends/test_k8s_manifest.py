@@ -285,7 +285,7 @@ def test_secret_values_go_to_the_jobs_secret_and_are_read_by_reference() -> None
     assert {"name": "N", "value": "1"} in container["env"]
     script = container["command"][2]
     assert 'eval "$HETERO_SECRET_SETUP_0"' in script and "echo ready" in script
-    assert script.endswith("exec python -c x \"$HETERO_SECRET_ARG_3\"")
+    assert script.endswith('exec python -c x "$HETERO_SECRET_ARG_3"')
 
 
 def test_without_setup_a_secret_argument_is_expanded_by_the_kubelet() -> None:
