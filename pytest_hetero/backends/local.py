@@ -24,7 +24,14 @@ from pytest_hetero.backends.base import (
     check_options,
     narrow_handle,
 )
-from pytest_hetero.backends.local_tree import MARKER_ENV, become_subreaper, kill_job, signal_job
+from pytest_hetero.backends.local_tree import (
+    MARKER_ENV,
+    become_subreaper,
+    forget_leader,
+    kill_job,
+    signal_job,
+    track_leader,
+)
 from pytest_hetero.errors import SubmitError
 from pytest_hetero.interrupts import HURRY
 from pytest_hetero.launchers.base import LaunchContext
@@ -122,6 +129,7 @@ class LocalBackend(Backend):
                 )
             except OSError as exc:
                 raise SubmitError(f"cannot start {spec.argv[0]!r}: {exc.strerror or exc}") from exc
+        track_leader(proc.pid)
         handle = LocalJobHandle(job_id=f"local-{proc.pid}", spec=spec, proc=proc, started_at=time.monotonic())
         handle.token = token
         return handle
@@ -138,6 +146,7 @@ class LocalBackend(Backend):
             return job.state
         code = job.proc.poll()
         if code is not None:
+            forget_leader(job.proc.pid)
             # Whatever the workload left behind (loader workers, daemons, in its group or not) goes with it.
             kill_job(job.proc.pid, job.token, leader=None)  # its pid is free again: not walked from
             return self._settle(job, JobState.COMPLETED if code == 0 else JobState.FAILED)
@@ -172,8 +181,11 @@ class LocalBackend(Backend):
                     job.proc.wait(timeout=0.05)
         finally:  # the leader may be gone while children linger, in its group or out of it
             leader = job.proc.pid if job.proc.returncode is None else None
+            if leader is None:
+                forget_leader(job.proc.pid)
             kill_job(job.proc.pid, job.token, leader=leader, known=seen)
             job.proc.wait()
+            forget_leader(job.proc.pid)
 
     def collect(self, handle: JobHandle) -> JobOutput:
         job = narrow_handle(handle, LocalJobHandle)

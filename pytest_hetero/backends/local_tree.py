@@ -11,6 +11,12 @@ The driver is also made a child subreaper (``prctl(PR_SET_CHILD_SUBREAPER)``):
 orphans of a job become its children rather than init's, so they stay in the
 tree it walks and their zombies are reaped here.
 
+After a job that ended by itself the walk is skipped when nothing can have
+escaped (:func:`_nothing_escaped`): its process group is empty and the driver
+has no child besides the leaders of jobs still running. Any process of the
+job that left the group would then be alive under a dead parent, and every
+such orphan is re-parented to the driver (the subreaper), so it would show.
+
 Elsewhere (no ``/proc``: macOS, BSD) only the process group is signalled; a
 child that leaves the group there escapes, as documented in docs/reliability.md.
 """
@@ -27,13 +33,25 @@ import time
 from collections.abc import Iterator, Set
 from pathlib import Path
 
-__all__ = ["MARKER_ENV", "become_subreaper", "job_processes", "kill_job", "signal_job"]
+__all__ = ["MARKER_ENV", "become_subreaper", "forget_leader", "job_processes", "kill_job", "signal_job", "track_leader"]
 
 #: The local backend's marker of one job's processes (not part of the workload protocol: nothing reads it).
 MARKER_ENV = "PYTEST_HETERO_LOCAL_JOB"
 _PROC = Path("/proc")
 _PR_SET_CHILD_SUBREAPER = 36
 _subreaper: bool | None = None
+#: Leaders of the local jobs this process started and has not yet reaped (expected children of the driver).
+_leaders: set[int] = set()
+
+
+def track_leader(pid: int) -> None:
+    """Note a job's leader: a child of this process that is not a stray."""
+    _leaders.add(pid)
+
+
+def forget_leader(pid: int) -> None:
+    """The leader's exit status has been collected: its pid may be another process's now."""
+    _leaders.discard(pid)
 
 
 def become_subreaper() -> bool:
@@ -113,7 +131,13 @@ def signal_job(
 
 
 def kill_job(group: int, token: str, *, leader: int | None, known: Set[int] = frozenset(), rounds: int = 20) -> None:
-    """SIGKILL the job's processes until none is found (a fork may race a round); reap our orphans."""
+    """SIGKILL the job's processes until none is found (a fork may race a round); reap our orphans.
+
+    A job whose leader has been reaped (``leader`` None), with nothing ``known`` and nothing escaped
+    (see :func:`_nothing_escaped`), has nothing left to end: the walk of ``/proc`` is skipped.
+    """
+    if leader is None and not known and _nothing_escaped(group):
+        return
     killed: set[int] = set()
     for _ in range(rounds):
         found = signal_job(group, token, signal.SIGKILL, leader=leader, known=known) - {group}
@@ -122,6 +146,46 @@ def kill_job(group: int, token: str, *, leader: int | None, known: Set[int] = fr
             break
         time.sleep(0.01)
     _reap(killed)
+
+
+def _nothing_escaped(group: int) -> bool:
+    """True when no process of the job with this group can be alive (Linux, subreaper; else False).
+
+    The group is empty (a process group's id is not reused while a member, zombie or not, is left,
+    and its members' orphans were re-parented before it emptied), and every child of this process
+    is the leader of a running job or a zombie. A job process outside the group with a dead parent
+    was re-parented here, so a live one would be listed; one with a live parent descends from such
+    a process. The children are listed again after their states are read, so one re-parented
+    meanwhile (by a child that became a zombie) is not missed.
+    """
+    if not _subreaper:
+        return False
+    try:
+        os.killpg(group, 0)
+        return False  # someone is still in the group
+    except ProcessLookupError:
+        pass
+    except OSError:
+        return False
+    before = _children()
+    if before is None:
+        return False
+    strays = before - _leaders
+    if any(_alive(pid) for pid in strays):
+        return False
+    after = _children()
+    return after is not None and after - _leaders <= strays
+
+
+def _children() -> set[int] | None:
+    """This process's children, from every thread's ``children`` list; None where the kernel has none."""
+    pids: set[int] = set()
+    try:
+        for task in os.scandir("/proc/self/task"):
+            pids.update(int(pid) for pid in Path(task.path, "children").read_text().split())
+    except OSError:
+        return None
+    return pids
 
 
 def _alive(pid: int) -> bool:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -131,3 +132,54 @@ def test_torchrun_on_two_nodes_is_refused_not_run_on_one() -> None:
     assert (context.nodes, context.rendezvous) == (2, None)
     with pytest.raises(ConfigError, match=r"platform 'two': torchrun on 2 nodes needs a backend that runs a command "):
         get_launcher(platform).command(Workload(name="w", command=("train.py",)), context)
+
+
+def test_a_job_that_ended_by_itself_leaves_no_escaped_process_behind(tmp_path: Path) -> None:
+    """A child in its own session and a double-forked daemon outlive the workload's exit: both are ended."""
+    code = (
+        "import os, subprocess, time\n"
+        "escaped = subprocess.Popen(['sleep', '300'], start_new_session=True)\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        "        open('daemon', 'w').write(str(os.getpid())); time.sleep(300)\n"
+        "    os._exit(0)\n"
+        "while not os.path.exists('daemon'): time.sleep(0.01)\n"
+        "open('escaped', 'w').write(str(escaped.pid))\n"
+    )
+    spec = _spec(tmp_path, code)
+    spec.workdir.mkdir(parents=True)
+    assert run_job(LocalBackend(PLATFORM), spec).state is JobState.COMPLETED
+    for name in ("escaped", "daemon"):
+        assert _gone_within(int((spec.workdir / name).read_text()), 10.0), name
+
+
+# In a process of its own (the test process may have other children): the walk of /proc is skipped
+# after a job that left nothing, and not after one whose child escaped its group.
+ESCAPE_CHECK = """
+import os, subprocess, sys
+from pytest_hetero.backends import local_tree
+assert local_tree.become_subreaper()
+quiet = subprocess.Popen(["true"], start_new_session=True)
+local_tree.track_leader(quiet.pid)
+quiet.wait()
+local_tree.forget_leader(quiet.pid)
+print(local_tree._nothing_escaped(quiet.pid))
+env = {**os.environ, local_tree.MARKER_ENV: "t1"}
+leave = "import subprocess; print(subprocess.Popen(['sleep', '300'], start_new_session=True, stdout=-3).pid)"
+argv = [sys.executable, "-c", leave]
+loud = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.PIPE, env=env)
+local_tree.track_leader(loud.pid)
+stray = int(loud.communicate()[0])
+local_tree.forget_leader(loud.pid)
+print(local_tree._nothing_escaped(loud.pid))
+local_tree.kill_job(loud.pid, "t1", leader=None)
+print(local_tree._nothing_escaped(loud.pid))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a child subreaper and /proc are Linux's")
+def test_the_proc_walk_is_skipped_only_when_nothing_can_have_escaped() -> None:
+    done = subprocess.run([sys.executable, "-c", ESCAPE_CHECK], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False", "True"]
