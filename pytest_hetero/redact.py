@@ -17,6 +17,7 @@ Secrets are known two ways:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -49,6 +50,8 @@ _ASSIGNMENT = re.compile(
 #: Shorter registered values are masked where they are a whole value, not inside free text.
 _MIN_SCRUB_LEN = 4
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+#: Text holding none of the secret words cannot hold a secret assignment (a cheap test before _ASSIGNMENT).
+_ANY_WORD = re.compile(r"password|passwd|secret|token|credential|key|auth", re.IGNORECASE)
 
 #: Values marked secret in the catalogue or read from the submitting environment by reference.
 _REGISTERED: set[str] = set()
@@ -58,6 +61,7 @@ def register_secret(value: str) -> None:
     """Mask ``value`` in every output from now on (empty values are ignored)."""
     if value:
         _REGISTERED.add(value)
+    _scrub_alone.cache_clear()
 
 
 def registered_secrets() -> frozenset[str]:
@@ -69,6 +73,7 @@ def is_secret_name(name: str) -> bool:
     return bool(_SECRET.search(name))
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
     """Config keys ending in a secret word (``password``, ``db_token``, ``api_key``), not ``max_tokens``."""
     return bool(_SECRET_KEY.match(key))
@@ -98,14 +103,21 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     for value in sorted({*secrets, *_REGISTERED}, key=len, reverse=True):  # longest first: no partial leftovers
         if len(value) >= _MIN_SCRUB_LEN:
             text = text.replace(value, REDACTED)
-    text = _ASSIGNMENT.sub(lambda m: m.group(1) + (m.group(2) if m.group(2) == REDACTED else REDACTED), text)
-    return redact_urls(text)
+    if ("=" in text or ":" in text) and _ANY_WORD.search(text):
+        text = _ASSIGNMENT.sub(lambda m: m.group(1) + (m.group(2) if m.group(2) == REDACTED else REDACTED), text)
+    return redact_urls(text) if "://" in text else text
+
+
+@functools.lru_cache(maxsize=8192)
+def _scrub_alone(text: str) -> str:
+    """:func:`scrub` with the registered secrets only; records repeat their strings (emptied on registering)."""
+    return scrub(text)
 
 
 def redact_tree(node: Any) -> Any:
     """A copy of JSON-like data with every string scrubbed and the values of secret-like keys masked."""
     if isinstance(node, str):
-        return scrub(node)
+        return _scrub_alone(node)
     if isinstance(node, Mapping):
         return {
             key: REDACTED if isinstance(key, str) and is_secret_key(key) and _is_leaf(value) else redact_tree(value)
