@@ -261,7 +261,7 @@ def test_dry_run_prints_the_manifest_without_secrets(pytester: pytest.Pytester, 
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--platform=k8s-emulated", "--hetero-dry-run")
     text = result.stdout.str()
     assert "kind: Pod" in text and f"namespace: {k8s_target.namespace}" in text
-    assert "s3cr3t-value" not in text and "value: '***'" in text
+    assert "s3cr3t-value" not in text and "secretKeyRef:" in text and "key: API_TOKEN" in text
 
 
 # -- custom resources -----------------------------------------------------------------------------

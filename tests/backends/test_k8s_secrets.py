@@ -157,3 +157,21 @@ def test_a_secret_that_cannot_be_created_fails_the_submission_and_creates_no_job
         backend.close()
     assert k8s_cluster.objects("jobs", k8s_target.namespace) == []
     assert backend.leftovers() == []
+
+
+def test_a_secret_whose_create_answer_was_lost_is_used_and_deleted(
+    k8s_cluster: FakeCluster, k8s_target: Target, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    proxy.add(Rule("POST", r"/secrets$", action="lose_answer", times=1))  # the retry finds it there: 409
+    faulty = dataclasses.replace(k8s_target, kubeconfig=proxy.kubeconfig(k8s_target.kubeconfig, tmp_path / "kc"))
+    backend = secret_backend(faulty, "job")
+    (tmp_path / "seen.txt.go").touch()
+    try:
+        handle = backend.submit(secret_spec(faulty, backend, tmp_path / "seen.txt"))
+        wait_for(lambda: backend.status(handle).finished, 60, "the job finished")
+        assert backend.status(handle) is JobState.COMPLETED
+        assert (tmp_path / "seen.txt").read_text().splitlines()[0] == SECRETS["HF_AUTH"]
+    finally:
+        backend.close()
+    assert proxy.count("POST", r"/secrets$", "lose_answer") == 1
+    assert k8s_cluster.objects("secrets", k8s_target.namespace) == [] and backend.leftovers() == []
