@@ -32,6 +32,7 @@ from pytest_hetero.check.gate import Baseline, GateResult, HistoryBaseline, Repo
 from pytest_hetero.decide.command import add_rank
 from pytest_hetero.errors import ConfigError, HeteroError
 from pytest_hetero.history import HistoryError, HistoryStore, Selection, StoreUnavailableError, open_store
+from pytest_hetero.reporting.json_report import expand_report
 from pytest_hetero.schemas import load_schema, schema_errors
 
 __all__ = ["EXIT_OK", "EXIT_REGRESSION", "EXIT_STORE_ERROR", "EXIT_USAGE", "console_main", "load_report", "main"]
@@ -80,7 +81,7 @@ def load_report(path: Path) -> dict[str, Any]:
     if problems:
         shown = "\n  ".join(problems[:10])
         raise ConfigError(f"{path}: not a valid pytest-hetero report ({len(problems)} problem(s)):\n  {shown}")
-    result: dict[str, Any] = report
+    result: dict[str, Any] = expand_report(report)  # what the file says once, back in every record
     return result
 
 

@@ -26,6 +26,7 @@ from pytest_hetero.backends.k8s_bundle import CONFIGMAP_LIMIT_BYTES, bundle_volu
 from pytest_hetero.backends.k8s_client import connect
 from pytest_hetero.bundle import INDEX_FILE, build_bundle, check_line, shipped_argv
 from pytest_hetero.errors import SubmitError
+from pytest_hetero.reporting.json_report import expand_report
 from pytest_hetero.workload import Workload
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def _suite(pytester: pytest.Pytester, platform: dict[str, Any]) -> None:
 
 
 def _records(pytester: pytest.Pytester) -> dict[str, dict[str, Any]]:
-    report = json.loads((pytester.path / "out.json").read_text())
+    report = expand_report(json.loads((pytester.path / "out.json").read_text()))
     return {r["nodeid"].split("::")[1].split("[")[0]: r for r in report["results"]}
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from pytest_hetero.cli import main
+from pytest_hetero.reporting.json_report import expand_report
 
 pytestmark = pytest.mark.slurm
 
@@ -195,7 +196,7 @@ def test_a_sweep_over_one_and_two_nodes_reports_efficiency(
     project: pytest.Pytester, multi_nodes: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     _run(project, "cpu-slurm-multi", "sweep.json", select="test_sweep")
-    records = json.loads((project.path / "sweep.json").read_text())["results"]
+    records = expand_report(json.loads((project.path / "sweep.json").read_text()))["results"]
     assert sorted((r["test"], r["platform"]["nodes"]) for r in records) == [
         ("test_decide.py::test_sweep[nodes1]", 1),
         ("test_decide.py::test_sweep[nodes2]", 2),

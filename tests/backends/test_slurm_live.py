@@ -29,6 +29,7 @@ from pytest_hetero.config.models import Platform
 from pytest_hetero.errors import JobFailedError, JobTimeoutError, SubmitError
 from pytest_hetero.launchers import get_launcher
 from pytest_hetero.metrics import parse_metrics_record
+from pytest_hetero.reporting.json_report import expand_report
 from pytest_hetero.scheduler import run_job, wait_for_handle
 from pytest_hetero.workload import Workload
 
@@ -333,7 +334,9 @@ def test_plugin_reports_job_id_metrics_script_and_failures(
     result.stdout.fnmatch_lines(
         ["*wait: the workload exited with status 3 after * s (job *)*", "*boom: simulated crash*"]
     )
-    records = {r["nodeid"]: r for r in json.loads((live_pytester.path / "out.json").read_text())["results"]}
+    records = {
+        r["nodeid"]: r for r in expand_report(json.loads((live_pytester.path / "out.json").read_text()))["results"]
+    }
     ok = records["test_live.py::test_ok[slurm-cpu]"]
     assert ok["job"]["id"].isdigit() and ok["job"]["state"] == "COMPLETED"
     assert ok["metrics"]["throughput_sps"]["value"] == 42.0
@@ -437,7 +440,7 @@ def test_relative(hetero_result):
         "--platforms-file=platforms.yaml", "--platform=slurm-cpu", "--hetero-json=out.json"
     )
     result.assert_outcomes(passed=1)
-    record = json.loads((live_pytester.path / "out.json").read_text())["results"][0]
+    record = expand_report(json.loads((live_pytester.path / "out.json").read_text()))["results"][0]
     workdir = Path(record["job"]["logs"]["batch_script"]).parent
     assert record["job"]["argv"][-1] == str(workdir / "bundle" / "workload" / "prog.py")  # the bundle's copy
     assert record["workload"]["command"] == ["python", "prog.py"]  # the portable form

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from pytest_hetero.reporting.json_report import expand_report
 from pytest_hetero.schemas import load_schema, schema_errors
 
 WORKLOAD = """
@@ -51,7 +52,7 @@ def _run(pytester: pytest.Pytester, name: str) -> tuple[pytest.RunResult, dict[s
     # A subprocess: scipy (numpy) cannot be imported twice in one process, as inline runs would.
     result = pytester.runpytest_subprocess(*args, f"--hetero-json={name}.json", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
-    report = json.loads((pytester.path / f"{name}.json").read_text())
+    report = expand_report(json.loads((pytester.path / f"{name}.json").read_text()))
     assert schema_errors(report, load_schema("report")) == []
     [record] = report["results"]
     return result, record
@@ -111,7 +112,7 @@ def test_t(hetero_result):
 """
     )
     bench_dir.runpytest("--hetero-json=out.json").assert_outcomes(passed=1)
-    [record] = json.loads((bench_dir.path / "out.json").read_text())["results"]
+    [record] = expand_report(json.loads((bench_dir.path / "out.json").read_text()))["results"]
     assert len(record["workload"]["fingerprint"]) == len(record["platform"]["fingerprint"]) == 16
     assert list(record["workload"]["code"]) == ["work.py"]
     assert set(record["platform"]["fingerprint_parts"]) >= {"backend", "launcher", "env", "image", "resources"}
@@ -144,7 +145,7 @@ def test_r(hetero_result):
     args = ("--hetero-repeat=3", "--hetero-aggregate=mlperf", "--hetero-json=out.json", "-p", "no:cacheprovider")
     pytester.runpytest_subprocess(*args).assert_outcomes(passed=1)
 
-    report = json.loads((pytester.path / "out.json").read_text())
+    report = expand_report(json.loads((pytester.path / "out.json").read_text()))
     assert schema_errors(report, load_schema("report")) == []
     [record] = report["results"]
     logged = [_mllog_seed(Path(record["job"]["workdir"]) / f"repeat-{n}") for n in (1, 2, 3)]

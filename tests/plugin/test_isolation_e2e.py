@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from pytest_hetero.reporting.json_report import expand_report
 from pytest_hetero.schemas import load_schema, schema_errors
 
 TESTS = """
@@ -29,7 +30,7 @@ def _run(bench_dir: pytest.Pytester, catalogue: str, *args: str, count: int = 2,
     bench_dir.makefile(".yaml", platforms=catalogue)
     bench_dir.makepyfile(test_iso=TESTS.format(count=count, sleep_s=sleep_s))
     result = bench_dir.runpytest_subprocess("--platforms-file=platforms.yaml", "--hetero-json=out.json", *args)
-    report = json.loads((bench_dir.path / "out.json").read_text())
+    report = expand_report(json.loads((bench_dir.path / "out.json").read_text()))
     assert schema_errors(report, load_schema("report")) == []
     return result, report
 

@@ -11,6 +11,8 @@ import json
 
 import pytest
 
+from pytest_hetero.reporting.json_report import expand_report
+
 THIRD_PARTY_PLUGIN = '''
 import os
 import subprocess
@@ -145,7 +147,7 @@ def test_a_registered_backend_and_launcher_run_a_benchmark_end_to_end(site: pyte
         "--platforms-file=platforms.yaml", "--platform=site-batch", "--hetero-json=report.json"
     )
     result.assert_outcomes(passed=1)
-    record = json.loads((site.path / "report.json").read_text())["results"][0]
+    record = expand_report(json.loads((site.path / "report.json").read_text()))["results"][0]
     assert record["platform"]["backend"] == "toybatch" and record["platform"]["launcher"] == "tagged"
     assert record["job"]["id"].startswith("toy-")
     assert record["job"]["argv"][:2] == ["env", "TOY_TAG=night"]
