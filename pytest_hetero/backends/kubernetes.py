@@ -295,6 +295,8 @@ class KubernetesBackend(Backend):
         job.spec.stderr_path.write_text(f"kubernetes: {job.name}: still pending ({reason})\n")
         if job.manifest is None:
             self._dispose(job, failed=True)
+        else:
+            self._delete_secret(job)
         job.final_state, job.ended_at = JobState.FAILED, time.monotonic()
         raise JobFailedError(
             f"the job was still pending {self.options.pending_timeout_s:g} s after submission "
@@ -352,7 +354,8 @@ class KubernetesBackend(Backend):
         job.final_state, job.ended_at = JobState.CANCELLED, time.monotonic()
         if job.manifest is None:
             self._dispose(job, failed=False)
-        self._delete_secret(job)  # created for a job a full quota deferred
+        else:
+            self._delete_secret(job)  # created for a job a full quota deferred
 
     def collect(self, handle: JobHandle) -> JobOutput:
         job = narrow_handle(handle, KubernetesJobHandle)

@@ -154,7 +154,11 @@ class Kubelet:
             state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(exc.args[0])}}
             status = {"phase": "Pending", "containerStatuses": [_container_status(container, state, ready=False)]}
             return await self.http.patch_status(pod, "pods", status)
+        if not self._exists(pod):  # deleted while being set up: no container starts
+            return
         self.processes[key] = await self._start(pod, container, env)
+        if not self._exists(pod):  # deleted while starting: its DELETED event found no process to kill
+            await self.kill(key)
         await self.http.patch_status(pod, "pods", _running(container, started))
         outcome: dict[str, str] = {}
         try:
@@ -163,6 +167,10 @@ class Kubelet:
             code, outcome = await self.kill(key), DEADLINE
         self.processes.pop(key, None)
         await self.http.patch_status(pod, "pods", {**_terminated(container, started, code), **outcome})
+
+    def _exists(self, pod: Json) -> bool:
+        uid = pod["metadata"]["uid"]
+        return any(p["metadata"].get("uid") == uid for p in self.server.current("pods", pod["metadata"]["namespace"]))
 
     async def _start(self, pod: Json, container: Json, env: dict[str, str]) -> asyncio.subprocess.Process:
         meta = pod["metadata"]

@@ -160,6 +160,8 @@ class NodeAgent:
         while self._alive(owner_obj):
             code, answer = await self._http().request("POST", path_of("v1", "pods", meta["namespace"]), pod)
             if code < 300:
+                if not self._alive(owner_obj):  # deleted meanwhile: the garbage collector takes the orphan
+                    await self._http().request("DELETE", path_of("v1", "pods", meta["namespace"], name))
                 return
             await self._http().warn(owner_obj, "FailedCreate", f"Error creating: {answer.get('message')}")
             await asyncio.sleep(1.0)

@@ -175,3 +175,20 @@ def test_a_secret_whose_create_answer_was_lost_is_used_and_deleted(
         backend.close()
     assert proxy.count("POST", r"/secrets$", "lose_answer") == 1
     assert k8s_cluster.objects("secrets", k8s_target.namespace) == [] and backend.leftovers() == []
+
+
+def test_a_job_a_full_quota_deferred_leaves_no_secret_when_cancelled(
+    k8s_cluster: FakeCluster, k8s_target: Target, tmp_path: Path
+) -> None:
+    k8s_cluster.set_quota(k8s_target.namespace, 0)  # every pod create: 403 exceeded quota
+    backend = secret_backend(k8s_target, "pod")
+    try:
+        handle = backend.submit(secret_spec(k8s_target, backend, tmp_path / "seen.txt"))
+        assert backend.status(handle) is JobState.PENDING and handle.manifest is not None  # deferred
+        assert len(k8s_cluster.objects("secrets", k8s_target.namespace)) == 1  # created before the refusal
+        backend.cancel(handle)
+        assert k8s_cluster.objects("secrets", k8s_target.namespace) == []
+    finally:
+        backend.close()
+        k8s_cluster.set_quota(k8s_target.namespace, None)
+    assert k8s_cluster.objects("pods", k8s_target.namespace) == [] and backend.leftovers() == []
