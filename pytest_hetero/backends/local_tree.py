@@ -171,6 +171,8 @@ def _nothing_escaped(group: int) -> bool:
     if before is None:
         return False
     strays = before - _leaders
+    if not strays:
+        return True  # no process of the job can be alive without a stray child of ours above it
     if any(_alive(pid) for pid in strays):
         return False
     after = _children()
