@@ -51,7 +51,11 @@ def submitter_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("E14C_SUBMITTER_SECRET", SECRETS["FROM_SUBMITTER"])
 
 
+GOLDEN = Path(__file__).parent.parent / "golden" / "k8s"
+
+
 def secret_backend(target: Target, kind: str, setup: bool = True) -> KubernetesBackend:
+    """A platform with secrets of every sort; ``kind``: pod, job, or ipujob (the golden IPUJob template)."""
     env: dict[str, Any] = {
         "HF_AUTH": {"value": SECRETS["HF_AUTH"], "secret": True},
         "FROM_SUBMITTER": {"from_env": "E14C_SUBMITTER_SECRET"},
@@ -61,6 +65,10 @@ def secret_backend(target: Target, kind: str, setup: bool = True) -> KubernetesB
     environment: dict[str, Any] = {"container_image": target.image, "env": env}
     if setup:
         environment["setup"] = [f"export SETUP_PASSWORD={SETUP_SECRET}", "echo set up"]
+    if kind == "ipujob":
+        options = {"template": str(GOLDEN / "ipujob-template.yaml"), "accelerator_resource": False}
+        ipus = {"kind": "graphcore-ipu", "count_per_node": 4}
+        return KubernetesBackend(target.platform(options, environment=environment, accelerator=ipus))
     return KubernetesBackend(target.platform({"kind": kind}, environment=environment))
 
 
@@ -75,11 +83,13 @@ def _decoded(secret: dict[str, Any]) -> dict[str, str]:
 
 
 def _received(cluster: FakeCluster, namespace: str) -> str:
-    """Every Pod and Job the API server holds in ``namespace``, as text."""
-    return json.dumps([cluster.objects(plural, namespace) for plural in ("pods", "jobs")])
+    """Every Pod, Job and IPUJob the API server holds in ``namespace``, as text."""
+    return json.dumps([cluster.objects(plural, namespace) for plural in ("pods", "jobs", "ipujobs")])
 
 
-@pytest.mark.parametrize(("kind", "setup"), [("job", True), ("pod", False)], ids=["job-with-setup", "pod-argv"])
+@pytest.mark.parametrize(
+    ("kind", "setup"), [("job", True), ("pod", False), ("ipujob", True)], ids=["job-with-setup", "pod-argv", "ipujob"]
+)
 def test_secrets_reach_the_workload_through_a_secret_object_and_nowhere_else(
     k8s_cluster: FakeCluster, k8s_target: Target, tmp_path: Path, kind: str, setup: bool
 ) -> None:
