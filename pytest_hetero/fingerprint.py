@@ -73,13 +73,25 @@ def _digest(value: object) -> str:
 def fingerprints(workload: Workload, platform: Platform, test_dir: Path) -> Fingerprints:
     """Fingerprints of ``workload`` (its code as found from ``test_dir``, the job's directory) on ``platform``."""
     code = code_hashes(workload, test_dir)
-    parts = platform_parts(platform)
+    platform_hash, parts = _platform_fingerprint(platform)
     return Fingerprints(
         workload=_digest({"config_hash": workload.config_hash, "code": code}),
-        platform=_digest(parts),
+        platform=platform_hash,
         code=tuple(sorted(code.items())),
-        platform_parts=tuple(sorted(parts.items())),
+        platform_parts=parts,
     )
+
+
+#: id(platform) -> (the platform, its fingerprint, its parts): a platform is fingerprinted once per run.
+_PLATFORMS: dict[int, tuple[Platform, str, Pairs]] = {}
+
+
+def _platform_fingerprint(platform: Platform) -> tuple[str, Pairs]:
+    found = _PLATFORMS.get(id(platform))
+    if found is None or found[0] is not platform:  # the platform itself is kept: its id is not reused
+        parts = platform_parts(platform)
+        found = _PLATFORMS[id(platform)] = (platform, _digest(parts), tuple(sorted(parts.items())))
+    return found[1], found[2]
 
 
 def code_hashes(workload: Workload, test_dir: Path) -> dict[str, str]:
