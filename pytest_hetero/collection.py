@@ -104,13 +104,20 @@ def attach_benchmarks(items: list[pytest.Item], session: HeteroSession) -> None:
     """Stash each parametrised item's :class:`Benchmark` for the run stages."""
     # Cases of one test share its marks: read each set of marks once, not once per case.
     declarations: dict[tuple[str, tuple[int, ...]], Declaration] = {}
+    # The marks of a case: its own (the function's and its parameters') and its parents', the same for
+    # every case of one class or module: looked up once per parent and set of own marks.
+    found_marks: dict[tuple[int, tuple[int, ...]], list[pytest.Mark]] = {}
+    references: dict[Path, Path] = {}
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is None or PARAM not in callspec.params:
             continue
         assert isinstance(item, pytest.Function)
         platform = _platform_of(callspec.params[PARAM], session)
-        marks = list(item.iter_markers(MARKER))
+        marks_key = (id(item.parent), tuple(id(mark) for mark in item.own_markers))
+        marks = found_marks.get(marks_key)
+        if marks is None:
+            marks = found_marks[marks_key] = list(item.iter_markers(MARKER))
         if not marks:
             continue  # a case of a sweep that declares no benchmark: a plain test
         key = (item.nodeid.split("[", 1)[0], tuple(id(mark) for mark in marks))
@@ -124,7 +131,8 @@ def attach_benchmarks(items: list[pytest.Item], session: HeteroSession) -> None:
             declaration=decl,
             platform=platform,
             test_key=_case_key(item, callspec.params[PARAM]),
-            references_path=item.path.parent / _REFERENCES,
+            references_path=references.get(item.path)
+            or references.setdefault(item.path, item.path.parent / _REFERENCES),
         )
 
 
@@ -158,6 +166,8 @@ def references_files(items: Iterable[pytest.Item]) -> list[Path]:
     found = []
     for item in items:
         bench = item.stash.get(BENCH_KEY, None)
+        if bench is not None and bench.references_path in found:
+            continue  # found already: whether this case runs too makes no difference
         if bench is not None and not will_skip(item):
             found.append(bench.references_path)
         elif bench is None and "benchmark" in getattr(item, "fixturenames", ()):
