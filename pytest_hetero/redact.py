@@ -6,7 +6,8 @@ Secrets are known two ways:
   from the submitting environment (``{from_env: NAME}``); the loader registers each such value
   here (:func:`register_secret`), and every value registered is masked wherever it appears,
   whatever the name of the variable that holds it;
-- by pattern, as a safety net: environment names containing TOKEN, PASSWORD, SECRET, KEY, ...;
+- by pattern, as a safety net: environment names with PASSWORD, SECRET or CREDENTIALS as a word, or
+  ending in TOKEN, KEY or AUTH, unless the value is a mere switch (``1``, ``false``);
   config keys ending in ``password``, ``token``, ``api_key``, ...; ``KEY=value`` assignments of
   such keys in free text (setup lines, command lines); and passwords in URLs
   (``postgresql://u:pw@host``).
@@ -37,14 +38,21 @@ __all__ = [
 ]
 
 REDACTED = "***"
-_SECRET = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|KEY|CREDENTIAL", re.IGNORECASE)
+# Secret-looking environment names: PASSWORD, SECRET or CREDENTIALS as a word anywhere (AWS_SECRET_ACCESS_KEY,
+# PGPASSWORD), TOKEN, KEY or AUTH at the end (HF_TOKEN, API_KEY, HF_AUTH); not TOKENIZERS_PARALLELISM,
+# KEYBOARD or SSH_AUTH_SOCK, and not a path to a secret (PASSWORD_FILE names a file, it is no secret).
+_SECRET_WORD = re.compile(r"(?:^|[_.-])(?:PASSWORD|PASSWD|SECRETS?|CREDENTIALS?)(?:$|[_.-])(?!.*(?:FILE|PATH|DIR)$)")
+_SECRET_END = re.compile(r"(?:PASSWORD|PASSWD|TOKEN|KEY|AUTH)$")
+#: Values no secret takes: switches and flags (HF_HUB_DISABLE_TOKEN=1, automountServiceAccountToken: false).
+_FLAGS = frozenset({"", "0", "1", "true", "false", "yes", "no", "on", "off", "none", "null"})
 # A key that *ends* in a secret word: db_password, HF_TOKEN, api-key; not max_tokens or test_key.
 _WORD = r"(?:password|passwd|secret|token|credentials?|api[_-]?key|access[_-]?key|private[_-]?key|auth)"
 _SECRET_KEY = re.compile(rf"^[\w.-]*?{_WORD}$", re.IGNORECASE)
 # KEY=value, KEY: value, --key=value, "key": "value" (JSON text inside an env value).
 # A plain number is left alone: ``ms_per_token: 0.5`` is a measurement, not a secret.
 _ASSIGNMENT = re.compile(
-    rf"""(?<![\w-])([\w.-]*?{_WORD}"?\s*[=:]\s*"?)(?![-+]?[\d.]+(?:[eE][-+]?\d+)?(?:[\s"',;&}}]|$))([^\s"',;&}}]+)""",
+    rf"""(?<![\w-])([\w.-]*?{_WORD}"?\s*[=:]\s*"?)"""
+    rf"""(?!(?:[-+]?[\d.]+(?:[eE][-+]?\d+)?|true|false|yes|no|on|off|null|none)(?:[\s"',;&}}]|$))([^\s"',;&}}]+)""",
     re.IGNORECASE,
 )
 #: Shorter registered values are masked where they are a whole value, not inside free text.
@@ -69,8 +77,9 @@ def registered_secrets() -> frozenset[str]:
 
 
 def is_secret_name(name: str) -> bool:
-    """Environment variable names containing TOKEN, PASSWORD, SECRET, KEY, ..."""
-    return bool(_SECRET.search(name))
+    """Secret-looking environment names: ``DB_PASSWORD``, ``AWS_SECRET_ACCESS_KEY``, ``HF_TOKEN``, ``HF_AUTH``."""
+    upper = name.upper()
+    return bool(_SECRET_WORD.search(upper) or _SECRET_END.search(upper))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -80,8 +89,9 @@ def is_secret_key(key: str) -> bool:
 
 
 def is_secret(name: str, value: str) -> bool:
-    """An environment entry to keep out of outputs: by its name, or its value registered as secret."""
-    return is_secret_name(name) or value in _REGISTERED
+    """An environment entry to keep out of outputs: its value registered as secret, or its name secret-looking
+    and its value not a mere switch (``HF_HUB_DISABLE_TOKEN=1`` is shown)."""
+    return value in _REGISTERED or (is_secret_name(name) and value.strip().lower() not in _FLAGS)
 
 
 def redact_env(env: Mapping[str, str]) -> dict[str, str]:
