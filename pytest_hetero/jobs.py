@@ -78,9 +78,16 @@ class TimeLimits:
         compiles = kind if accelerator_kind(kind).compiles_ahead else None
         return cls(bench.platform.time_limit_s, None if timeout_min is None else timeout_min * 60.0, compiles)
 
+    @property
+    def workload_bound_s(self) -> float | None:
+        """The workload's own bound when it applies apart from the job's; None when only the job's does."""
+        if self.workload_s is None or self.workload_s >= self.job_s or self.compiles:
+            return None
+        return float(math.ceil(self.workload_s))
+
     def bounded(self, argv: Sequence[str]) -> tuple[str, ...]:
         """``argv`` under the workload's bound; as it is when only the job's applies."""
-        if self.workload_s is None or self.workload_s >= self.job_s or self.compiles:
+        if self.workload_bound_s is None or self.workload_s is None:
             return tuple(argv)
         kill_after_s = min(30, max(1, math.ceil(self.workload_s / 10)))  # then SIGKILL
         return ("timeout", f"--kill-after={kill_after_s}", f"{math.ceil(self.workload_s)}", *argv)
@@ -134,6 +141,7 @@ def build_jobspec(
         timeout_s=limits.job_s,
         cwd=item.path.parent,
         bundle=None if root is None else bench.bundle,
+        workload_timeout_s=limits.workload_bound_s,
     )
     modified = item.config.hook.pytest_hetero_modify_jobspec(spec=spec, item=item)
     return modified if isinstance(modified, JobSpec) else spec

@@ -132,7 +132,7 @@ def _collect(session: HeteroSession, job: Job, result: BenchmarkResult) -> Metri
     output = session.backend_for(job.spec.platform).collect(job.handle)
     result.state, result.exit_code = output.state.value, output.exit_code
     result.log_paths.update(output.artifacts)
-    raise_for_state(output)
+    raise_for_state(output, job.spec.workload_timeout_s)
     try:
         return parse_metrics_record(output.stdout(), output.stdout_path)
     except CollectError as exc:  # the log says why the record is missing or malformed

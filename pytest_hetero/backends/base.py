@@ -81,6 +81,8 @@ class JobSpec:
     cwd: Path | None = None
     #: The workload's code, for a backend that ships it (:meth:`Backend.bundle_root`); None: not shipped.
     bundle: Bundle | None = None
+    #: The test's bound on the workload (its ``timeout_min``) when its command runs under ``timeout``; None: none.
+    workload_timeout_s: float | None = None
 
     @property
     def stdout_path(self) -> Path:
@@ -306,13 +308,38 @@ class Backend(ABC):
         return []
 
 
-def raise_for_state(output: JobOutput) -> None:
-    """Raise the stage error matching a job's end state; return on success."""
+#: How a workload stopped by coreutils ``timeout`` ends: 124 (SIGTERM sufficed), or killed by SIGKILL after
+#: ``--kill-after`` (137 from a shell, signal 9 seen directly, 9 where Slurm reports the signal as the code).
+_TIMEOUT_CODES = frozenset({124, 137, 9, -9})
+
+
+def raise_for_state(output: JobOutput, workload_timeout_s: float | None = None) -> None:
+    """Raise the stage error matching a job's end state; return on success.
+
+    ``workload_timeout_s``: the test's bound on the workload (:attr:`JobSpec.workload_timeout_s`); a job that
+    ended as ``timeout`` ends a command, once that time had passed, is a timeout, not a crash.
+    """
     if output.state is JobState.COMPLETED and output.exit_code in (0, None):
         return
+    if _ran_out_its_timeout(output, workload_timeout_s):
+        assert workload_timeout_s is not None
+        described = (
+            f"the workload ran past the test's timeout_min ({workload_timeout_s:g} s) and was stopped"
+            f" (exit {output.exit_code}) after {output.elapsed_s:.1f} s"
+        )
+        raise JobTimeoutError(described, job_id=output.job_id, log_tail=output.log_tail())
     error: type[StageError] = JobTimeoutError if output.state is JobState.TIMEOUT else JobFailedError
     described = _describe(output) + full_disk_note(output.stdout_path.parent)
     raise error(described, job_id=output.job_id, log_tail=output.log_tail())
+
+
+def _ran_out_its_timeout(output: JobOutput, workload_timeout_s: float | None) -> bool:
+    return (
+        workload_timeout_s is not None
+        and output.state in (JobState.COMPLETED, JobState.FAILED)
+        and output.exit_code in _TIMEOUT_CODES
+        and output.elapsed_s >= workload_timeout_s
+    )
 
 
 def _describe(output: JobOutput) -> str:
