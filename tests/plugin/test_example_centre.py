@@ -69,3 +69,18 @@ def test_the_example_jobs_install_nothing_and_get_the_platforms_time_limit(tmp_p
     assert "export PYTHONPATH=" in case and "is not visible on this node" in case  # the bundle, checked
     assert "/opt/pytest-hetero/bundle" in done.stdout  # the Kubernetes platforms mount it
     assert "IPC_LOCK" in done.stdout and "hostIPC: true" in done.stdout
+
+
+def test_every_example_kubernetes_job_is_bounded_in_the_cluster(tmp_path: Path) -> None:
+    """Each Kubernetes platform's object carries a deadline: if pytest dies, the cluster still ends the job."""
+    catalogue = yaml.safe_load((REPO / "platforms.example-centre.yaml").read_text(encoding="utf-8"))
+    kubernetes = [p for p in catalogue["platforms"] if p["backend"]["kind"] == "kubernetes"]
+    assert any(p["backend"]["options"].get("template", {}).get("kind") == "IPUJob" for p in kubernetes)
+    done = _pytest(
+        tmp_path, "--platforms-file", "platforms.example-centre.yaml", "--platform", "all", "--hetero-dry-run"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for platform in kubernetes:
+        case = done.stdout.split(f"[{platform['name']}] ---", 1)[1].split(" dry run: ", 1)[0]
+        limit_s = platform["resources"]["time_limit_min"] * 60
+        assert f"activeDeadlineSeconds: {limit_s}" in case, (platform["name"], case)
