@@ -66,7 +66,7 @@ def _scaled_params(decl: Declaration, scale: Scale, platform: Platform, session:
     params: list[object] = []
     for count in scale.counts:
         shaped = scaled_platform(platform, scale.resource, count)
-        reason = incompatibility(decl, shaped) or _cannot_span(shaped, session)
+        reason = incompatibility(decl, shaped) or _cannot_span(shaped, session) or _too_few_accelerators(shaped)
         params.append(
             pytest.param(
                 (platform.name, scale.resource, count),
@@ -75,6 +75,17 @@ def _scaled_params(decl: Declaration, scale: Scale, platform: Platform, session:
             )
         )
     return params
+
+
+def _too_few_accelerators(platform: Platform) -> str | None:
+    """Why a node cannot give this many accelerators (more than its ``accelerator.count_per_node``), or None."""
+    have, want = platform.accelerator.count_per_node, platform.resources.accelerators_per_node
+    if want is None or want <= have:
+        return None
+    return (
+        f"platform {platform.name!r}: {want} accelerators per node asked, its nodes have {have} "
+        "(accelerator.count_per_node in the catalogue)"
+    )
 
 
 def _cannot_span(platform: Platform, session: HeteroSession) -> str | None:

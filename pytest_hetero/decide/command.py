@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_hetero.decide.costs import CostModel, load_costs
+from pytest_hetero.decide.costs import CostModel, load_costs, unpriced_message
 from pytest_hetero.decide.figures import run_figures
 from pytest_hetero.decide.rank import OBJECTIVES, Constraints, WorkloadRanking, rank
 from pytest_hetero.errors import ConfigError
@@ -65,11 +66,35 @@ def _run(args: argparse.Namespace, loader: Loader) -> int:
         raise ConfigError(f"--objective {args.objective} / --budget need a cost model: give --costs FILE")
     reports = [(str(path), loader(path)) for path in args.reports]
     rankings = rank(reports, model, args.objective, Constraints(args.budget, args.deadline))
+    _warn_unpriced(rankings, model)
+    _refuse_no_energy(args.objective, rankings)
     _write(_render(args.format, rankings), args.output)
     if args.annotate is not None:
         for path, report in reports:
             _write(json.dumps(annotate(report, model), indent=2) + "\n", args.annotate / Path(path).name)
     return 0
+
+
+def _warn_unpriced(rankings: Sequence[WorkloadRanking], model: CostModel | None) -> None:
+    """A warning on stderr per measured platform the costs file does not price (its cost stays unknown)."""
+    if model is None:
+        return
+    for platform in dict.fromkeys(p for ranking in rankings for p in ranking.unpriced):
+        print(f"pytest-hetero rank: warning: {unpriced_message(model, platform)}: its cost is unknown", file=sys.stderr)
+
+
+def _refuse_no_energy(objective: str, rankings: Sequence[WorkloadRanking]) -> None:
+    """``--objective energy`` with no energy figure at all (none measured, no nominal power): an error."""
+    if objective != "energy" or any(r.ranked for r in rankings):
+        return
+    missing = [r for ranking in rankings for r in ranking.refused if r.missing]
+    if missing:
+        platforms = ", ".join(sorted({r.platform for r in missing}))
+        raise ConfigError(
+            f"--objective energy: no result has an energy figure ({platforms}): none measured energy "
+            "(no energy_j metric: no readable RAPL, NVML or AMD SMI counters) and no costs file gives "
+            "the platform's nominal power to estimate it from: give --costs FILE"
+        )
 
 
 def annotate(report: Mapping[str, Any], model: CostModel | None) -> dict[str, Any]:

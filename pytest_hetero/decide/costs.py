@@ -12,6 +12,7 @@ a node does paid work: ``(price / lifetime_years + maintenance_per_year) /
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,16 @@ from pytest_hetero.config.safe_yaml import load_yaml, non_finite_paths
 from pytest_hetero.errors import ConfigError
 from pytest_hetero.schemas import load_schema, schema_errors
 
-__all__ = ["HOURS_PER_YEAR", "Capital", "CostModel", "Electricity", "Figure", "PlatformCost", "load_costs"]
+__all__ = [
+    "HOURS_PER_YEAR",
+    "Capital",
+    "CostModel",
+    "Electricity",
+    "Figure",
+    "PlatformCost",
+    "load_costs",
+    "unpriced_message",
+]
 
 #: 365.25 days: the depreciation year.
 HOURS_PER_YEAR = 8766.0
@@ -101,6 +111,14 @@ class CostModel:
 
     def get(self, platform: str) -> PlatformCost | None:
         return self.platforms.get(platform)
+
+
+def unpriced_message(model: CostModel, platform: str) -> str:
+    """That ``platform`` is not priced in ``model``, with the closest priced name (a typo?) or what is priced."""
+    where = f"the costs file {model.path}" if model.path else "the costs file"
+    close = difflib.get_close_matches(platform, list(model.platforms), n=1, cutoff=0.6)
+    hint = f"closest priced name: {close[0]!r}" if close else f"it prices {', '.join(sorted(model.platforms))}"
+    return f"platform {platform!r} is not priced in {where} ({hint})"
 
 
 def load_costs(path: Path) -> CostModel:

@@ -49,8 +49,14 @@ class RunFigures:
         return self.capital + self.operating
 
     @property
+    def accelerators_per_node(self) -> int:
+        return max(1, self.accelerators // max(1, self.nodes))
+
+    @property
     def energy_word(self) -> str:
-        """``measured`` or ``estimated``: shown beside every energy figure."""
+        """``measured`` or ``estimated`` beside every energy figure; ``unknown`` where there is none."""
+        if self.energy_j is None:
+            return "unknown"
         return "measured" if self.energy_measured else "estimated"
 
     @property
@@ -73,7 +79,7 @@ class RunFigures:
             time_s=block["time_s"],
             time_source=block["time_source"],
             energy_j=energy["joules"],
-            energy_measured=energy["kind"] == "measured",
+            energy_measured=energy["kind"] == "measured",  # "estimated" or "unknown" otherwise
             energy_note=energy["note"],
             samples=block.get("samples"),
             capital=cost["capital"],
@@ -173,7 +179,8 @@ def _energy(
         shown = f", {power:.1f} W average" if power is not None else ""
         return measured, True, f"measured by the workload's energy counters{shown}"
     if price is None or time_s is None:
-        return None, False, "estimated: unknown (no nominal power for this platform in the costs file)"
+        why = "no nominal power: no costs file or the platform not priced there" if price is None else "no time"
+        return None, False, f"unknown: the run measured none and nothing to estimate it from ({why})"
     watts = price.nominal_w_per_node.value
     energy_j = watts * share * time_s
     return energy_j, False, f"estimated: {watts:g} W per node x {share:g} node(s) x {time_s:.3g} s"

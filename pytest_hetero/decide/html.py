@@ -18,7 +18,10 @@ _STYLE_SCOPED = (
     "padding:.5em}#decide .refused{color:#a00}#decide svg.chart{border:1px solid #ddd;margin:.5em 0;font-size:11px}"
     "#decide svg .plot{fill:#fafafa;stroke:#999}#decide tr.first td{background:#e6f4e6}"
 )
-_SCALING_CAPTION = "Parallel efficiency = speed-up (throughput against the smallest count) / node ratio; 1 is perfect."
+_SCALING_CAPTION = (
+    "Parallel efficiency = speed-up (throughput against the smallest count) / ratio of accelerators used "
+    "(nodes x per node); 1 is perfect."
+)
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -106,11 +109,19 @@ def _scaling(ranking: WorkloadRanking) -> str:
     if not ranking.scaling:
         return ""
     series = [
-        Series(platform, [(p.nodes, p.efficiency) for p in points if p.efficiency is not None])
+        Series(
+            platform, [(p.nodes * p.accelerators_per_node, p.efficiency) for p in points if p.efficiency is not None]
+        )
         for platform, points in ranking.scaling.items()
     ]
     series = [s for s in series if s.points]
     if not series:
         return ""
-    chart = lines(f"{ranking.test}: parallel efficiency", "nodes", "parallel efficiency", series, y_floor=0.0)
+    chart = lines(
+        f"{ranking.test}: parallel efficiency",
+        "accelerators (nodes x per node)",
+        "parallel efficiency",
+        series,
+        y_floor=0.0,
+    )
     return f'<figure class="scaling">{chart}<figcaption>{_SCALING_CAPTION}</figcaption></figure>'

@@ -12,6 +12,9 @@ With a cost model (:mod:`pytest_hetero.decide.costs`) every passed record gets
   marked ``measured`` or ``estimated`` with how it was estimated;
 - JUnit properties ``hetero.energy_j`` with ``hetero.energy_kind``, and
   ``hetero.cost.{capital,operating,total,currency}``.
+
+A platform the costs file does not price gets no cost (and no estimated
+energy); the terminal summary names it, with the closest priced name.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from pytest_hetero.decide.costs import CostModel, load_costs
+from pytest_hetero.decide.costs import CostModel, load_costs, unpriced_message
 from pytest_hetero.decide.figures import RunFigures, run_figures
 from pytest_hetero.errors import ConfigError
 from pytest_hetero.results import ResultRecord
@@ -30,6 +33,7 @@ from pytest_hetero.results import ResultRecord
 __all__ = ["COSTS_KEY", "decide_metrics", "decide_properties"]
 
 COSTS_KEY = pytest.StashKey[CostModel]()
+UNPRICED_KEY = pytest.StashKey[set[str]]()
 
 
 def _costs_file(value: str) -> Path:
@@ -70,11 +74,23 @@ def pytest_hetero_result_record(record: ResultRecord, item: pytest.Item) -> None
     model = item.config.stash.get(COSTS_KEY, None)
     if model is None or record["outcome"] != "passed":
         return
+    if model.get(record["platform"]["name"]) is None:
+        item.config.stash.setdefault(UNPRICED_KEY, set()).add(record["platform"]["name"])
     figures = run_figures(record, model)
     record["metrics"].update(decide_metrics(figures))
     extra: dict[str, Any] = record.setdefault("extra", {})  # type: ignore[typeddict-item]
     extra["decide"] = figures.as_dict()
     item.user_properties.extend(decide_properties(figures))  # the teardown report carries them to JUnit
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    model = config.stash.get(COSTS_KEY, None)
+    unpriced = sorted(config.stash.get(UNPRICED_KEY, None) or ())
+    if model is None or not unpriced:
+        return
+    terminalreporter.section("hetero costs")
+    for platform in unpriced:
+        terminalreporter.write_line(f"note: {unpriced_message(model, platform)}: its results carry no cost")
 
 
 def _metric(name: str, value: float | None, unit: str, higher_is_better: bool) -> dict[str, dict[str, Any]]:

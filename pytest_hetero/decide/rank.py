@@ -5,9 +5,12 @@ scaling sweep together: :func:`~pytest_hetero.decide.scaling.unscaled_key`). Wit
 only records of one workload fingerprint (program code and config) are ranked
 together: the fingerprint most records share; every other record is refused
 with the reason (which config keys or files differ). Failed and skipped
-results are refused too. A platform measured at several node counts (a
-scaling sweep) gets speed-up and parallel efficiency, and is ranked at its
-best count within the budget and deadline.
+results are refused too, and so is a result without the objective's figure
+(no cost: its platform is not priced in the costs file; no energy: none
+measured and no nominal power). A platform measured at several shapes (node
+counts or accelerators per node: a scaling sweep) gets speed-up and parallel
+efficiency, and is ranked at its best shape within the budget and deadline;
+repeated runs of one shape are ranked by their best run.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pytest_hetero.decide.costs import CostModel
+from pytest_hetero.decide.costs import CostModel, unpriced_message
 from pytest_hetero.decide.figures import RunFigures, figures_of
 from pytest_hetero.decide.pareto import pareto_front
 from pytest_hetero.decide.scaling import unscaled_key
@@ -54,9 +57,15 @@ class Candidate:
     violation: str | None = None
 
     @property
+    def shape(self) -> tuple[int, int]:
+        """(nodes, accelerators per node): what a scaling sweep varies."""
+        return self.figures.nodes, self.figures.accelerators_per_node
+
+    @property
     def label(self) -> str:
-        nodes = self.figures.nodes
-        return f"{self.figures.platform} ({nodes} node{'s' if nodes != 1 else ''})"
+        nodes, per_node = self.shape
+        acc = f", {per_node} accelerators per node" if per_node != 1 else ""
+        return f"{self.figures.platform} ({nodes} node{'s' if nodes != 1 else ''}{acc})"
 
 
 @dataclass(frozen=True)
@@ -65,11 +74,13 @@ class Refusal:
     nodeid: str
     platform: str
     reason: str
+    missing: bool = False  # refused for want of the objective's figure (cost or energy)
 
 
 @dataclass(frozen=True)
 class ScalingPoint:
     nodes: int
+    accelerators_per_node: int
     time_s: float | None
     speedup: float | None
     efficiency: float | None
@@ -88,6 +99,17 @@ class WorkloadRanking:
     scaling: dict[str, list[ScalingPoint]] = field(default_factory=dict)
     front: list[Candidate] = field(default_factory=list)  # the Pareto front of time against cost
     answer: str = ""
+    unpriced: list[str] = field(default_factory=list)  # measured platforms the costs file does not price
+
+    def note(self, cand: Candidate) -> str:
+        """Why an unranked comparable result is not its platform's ranked one."""
+        if cand.violation or cand in self.ranked:
+            return cand.violation or ""
+        best = next(c for c in self.ranked if c.figures.platform == cand.figures.platform)
+        if best.shape != cand.shape:
+            return "another shape (node or accelerator count) ranks for this platform"
+        runs = sum(1 for c in self.candidates if c.figures.platform == best.figures.platform and c.shape == best.shape)
+        return f"repeated run of the ranked shape: the best of its {runs} runs ranks"
 
 
 def _key(objective: Objective, figures: RunFigures) -> float:
@@ -126,11 +148,17 @@ def _rank_one(
     ranking = WorkloadRanking(test, objective, fingerprint, refused=refused)
     reference = next((r for _, r in usable if r["workload"].get("fingerprint", "") == fingerprint), None)
     for name, record in usable:
+        platform = record["platform"]["name"]
         if reference is not None and record["workload"].get("fingerprint", "") != fingerprint:
-            reason = _unlike(record, reference)
-            ranking.refused.append(Refusal(name, record["nodeid"], record["platform"]["name"], reason))
+            ranking.refused.append(Refusal(name, record["nodeid"], platform, _unlike(record, reference)))
             continue
+        if model is not None and model.get(platform) is None and platform not in ranking.unpriced:
+            ranking.unpriced.append(platform)
         figures = figures_of(record, model)
+        missing = _missing(objective, figures, model)
+        if missing is not None:
+            ranking.refused.append(Refusal(name, record["nodeid"], platform, missing, missing=True))
+            continue
         throughput = record.get("metrics", {}).get("throughput_sps", {}).get("value")
         ranking.candidates.append(
             Candidate(name, record["nodeid"], figures, throughput, constraints.violation(figures))
@@ -140,6 +168,20 @@ def _rank_one(
     ranking.front = pareto_front(ranking.candidates)
     ranking.answer = _answer(ranking, constraints, model)
     return ranking
+
+
+def _missing(objective: Objective, figures: RunFigures, model: CostModel | None) -> str | None:
+    """Why a result cannot be ranked under ``objective`` (its figure is unknown), or None."""
+    if objective == "time" or _key(objective, figures) != math.inf:
+        return None
+    priced = model is not None and model.get(figures.platform) is not None
+    if figures.time_s is None:
+        why = "the run's time is unknown (no time_to_train_s metric, no job wall time)"
+    elif objective == "cost" or (model is not None and not priced):
+        why = unpriced_message(model, figures.platform) if model is not None else "no costs file (--costs FILE)"
+    else:
+        why = "the run measured no energy and no costs file gives the platform's nominal power (--costs FILE)"
+    return f"not ranked by {objective}: no {objective} figure: {why}"
 
 
 def _usable(records: list[tuple[str, Mapping[str, Any]]]) -> tuple[list[tuple[str, Mapping[str, Any]]], list[Refusal]]:
@@ -199,43 +241,63 @@ def _best_per_platform(candidates: list[Candidate], objective: Objective) -> lis
 
 
 def _scaling(candidates: list[Candidate]) -> dict[str, list[ScalingPoint]]:
-    """Speed-up and parallel efficiency against each platform's smallest node count (sweeps only)."""
-    by_platform: dict[str, dict[int, Candidate]] = {}
+    """Speed-up and parallel efficiency against each platform's smallest shape (sweeps only).
+
+    A shape is (nodes, accelerators per node); of repeated runs of one shape the fastest counts.
+    """
+    by_platform: dict[str, dict[tuple[int, int], Candidate]] = {}
     for cand in candidates:
-        by_platform.setdefault(cand.figures.platform, {}).setdefault(cand.figures.nodes, cand)
+        shapes = by_platform.setdefault(cand.figures.platform, {})
+        held = shapes.get(cand.shape)
+        if held is None or _key("time", cand.figures) < _key("time", held.figures):
+            shapes[cand.shape] = cand
     found = {}
-    for platform, counts in sorted(by_platform.items()):
-        if len(counts) < 2:
+    for platform, shapes in sorted(by_platform.items()):
+        if len(shapes) < 2:
             continue
-        base_nodes = min(counts)
-        base = counts[base_nodes]
-        found[platform] = [_point(base, base_nodes, counts[n], n) for n in sorted(counts)]
+        base = shapes[min(shapes, key=lambda s: (s[0] * s[1], s))]
+        found[platform] = [_point(base, shapes[s]) for s in sorted(shapes, key=lambda s: (s[0] * s[1], s))]
     return found
 
 
-def _point(base: Candidate, base_nodes: int, cand: Candidate, nodes: int) -> ScalingPoint:
+def _point(base: Candidate, cand: Candidate) -> ScalingPoint:
     speedup = None
     if base.throughput_sps and cand.throughput_sps is not None:
         speedup = cand.throughput_sps / base.throughput_sps
     elif base.figures.time_s and cand.figures.time_s:
         speedup = base.figures.time_s / cand.figures.time_s
-    efficiency = None if speedup is None else speedup * base_nodes / nodes
-    return ScalingPoint(nodes, cand.figures.time_s, speedup, efficiency)
+    used, base_used = cand.shape[0] * cand.shape[1], base.shape[0] * base.shape[1]
+    efficiency = None if speedup is None else speedup * base_used / used
+    return ScalingPoint(cand.shape[0], cand.shape[1], cand.figures.time_s, speedup, efficiency)
 
 
 def _answer(ranking: WorkloadRanking, constraints: Constraints, model: CostModel | None) -> str:
     """The cheapest platform that trains within the deadline (and budget), in one line."""
-    within = "within the deadline" if constraints.deadline_s is not None else "(no deadline given)"
+    bounds = []
+    if constraints.deadline_s is not None:
+        bounds.append(f"the deadline of {constraints.deadline_s:g} s")
+    if constraints.budget is not None:
+        bounds.append(f"the budget of {constraints.budget:g}{' ' + model.currency if model else ''} per run")
+    within = "within " + " and ".join(bounds) if bounds else "(no deadline or budget given)"
+    head = f"{ranking.test}: cheapest platform {within}"
     if model is None and all(c.figures.cost is None for c in ranking.candidates):
-        return f"{ranking.test}: cheapest platform {within}: unknown, no costs file (--costs FILE)"
-    fits = [c for c in ranking.candidates if c.violation is None and c.figures.cost is not None]
+        return f"{head}: unknown, no costs file (--costs FILE)"
+    if not ranking.candidates:
+        return f"{head}: unknown, no result could be ranked (see refused)"
+    priced = [c for c in ranking.candidates if c.figures.cost is not None]
+    if not priced:
+        return f"{head}: unknown, the costs file prices none of {_names(ranking.candidates)}"
+    fits = [c for c in priced if c.violation is None]
     if not fits:
-        return f"{ranking.test}: no platform trains {within} and within the budget"
+        return f"{ranking.test}: no platform trains {within}"
     best = min(fits, key=lambda c: (c.figures.cost or 0.0, c.figures.time_s or 0.0))
     f = best.figures
-    limit = f" of {constraints.deadline_s:g} s" if constraints.deadline_s is not None else ""
     return (
-        f"{ranking.test}: cheapest platform {within}{limit}: {best.label}, "
+        f"{head}: {best.label}, "
         f"{f.cost:.4g} {f.currency} per run ({f.capital:.4g} capital + {f.operating:.4g} operating), "
-        f"{_num(f.time_s)} s, {_num(f.energy_j)} J {f.energy_word}"
+        f"{_num(f.time_s)} s, {_num(f.energy_j)} J {f.energy_word}".rstrip()
     )
+
+
+def _names(candidates: Iterable[Candidate]) -> str:
+    return ", ".join(sorted({c.figures.platform for c in candidates}))

@@ -11,7 +11,7 @@ from pytest_hetero.decide.rank import Candidate, WorkloadRanking
 __all__ = ["COLUMNS", "render_csv", "render_markdown", "render_text", "row"]
 
 COLUMNS = (
-    "rank", "platform", "nodes", "time_s", "energy_j", "energy", "currency", "capital", "operating",
+    "rank", "platform", "nodes", "acc_per_node", "time_s", "energy_j", "energy", "currency", "capital", "operating",
     "cost", "samples_per_money", "samples_per_kj", "note",
 )  # fmt: skip
 
@@ -20,13 +20,14 @@ def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.4g}"
 
 
-def row(position: int | None, cand: Candidate) -> dict[str, str]:
+def row(position: int | None, cand: Candidate, note: str = "") -> dict[str, str]:
     """One result as table cells (``rank`` empty for results that are not their platform's best)."""
     f = cand.figures
     return {
         "rank": "" if position is None else str(position),
         "platform": f.platform,
         "nodes": str(f.nodes),
+        "acc_per_node": str(f.accelerators_per_node),
         "time_s": _fmt(f.time_s),
         "energy_j": _fmt(f.energy_j),
         "energy": f.energy_word,
@@ -36,14 +37,14 @@ def row(position: int | None, cand: Candidate) -> dict[str, str]:
         "cost": _fmt(f.cost),
         "samples_per_money": _fmt(f.samples_per_money),
         "samples_per_kj": _fmt(f.samples_per_kj),
-        "note": cand.violation or ("" if position is not None else "another node count ranks for this platform"),
+        "note": note or cand.violation or "",
     }
 
 
 def rows(ranking: WorkloadRanking) -> list[dict[str, str]]:
-    """The ranked results first, then every other comparable result (other node counts)."""
+    """The ranked results first, then every other comparable result (other shapes, repeated runs)."""
     found = [row(i, cand) for i, cand in enumerate(ranking.ranked, 1)]
-    found += [row(None, cand) for cand in ranking.candidates if cand not in ranking.ranked]
+    found += [row(None, cand, ranking.note(cand)) for cand in ranking.candidates if cand not in ranking.ranked]
     return found
 
 
@@ -66,10 +67,15 @@ def _scaling_lines(ranking: WorkloadRanking) -> list[str]:
     lines = []
     for platform, points in ranking.scaling.items():
         shown = ", ".join(
-            f"{p.nodes} node(s): speed-up {_fmt(p.speedup)}, efficiency {_fmt(p.efficiency)}" for p in points
+            f"{_shape(p.nodes, p.accelerators_per_node)}: speed-up {_fmt(p.speedup)}, efficiency {_fmt(p.efficiency)}"
+            for p in points
         )
         lines.append(f"  scaling {platform}: {shown}")
     return lines
+
+
+def _shape(nodes: int, per_node: int) -> str:
+    return f"{nodes} node(s) x {per_node} accelerator(s)"
 
 
 def render_markdown(rankings: Sequence[WorkloadRanking]) -> str:
@@ -81,10 +87,14 @@ def render_markdown(rankings: Sequence[WorkloadRanking]) -> str:
         out += ["| " + " | ".join(r[c] for c in COLUMNS) + " |" for r in rows(ranking)]
         out.append("")
         if ranking.scaling:
-            out += ["| platform | nodes | time_s | speed-up | efficiency |", "|---|---|---|---|---|"]
+            out += [
+                "| platform | nodes | acc_per_node | time_s | speed-up | efficiency |",
+                "|---|---|---|---|---|---|",
+            ]
             for platform, points in ranking.scaling.items():
                 out += [
-                    f"| {platform} | {p.nodes} | {_fmt(p.time_s)} | {_fmt(p.speedup)} | {_fmt(p.efficiency)} |"
+                    f"| {platform} | {p.nodes} | {p.accelerators_per_node} | {_fmt(p.time_s)} | {_fmt(p.speedup)} "
+                    f"| {_fmt(p.efficiency)} |"
                     for p in points
                 ]
             out.append("")

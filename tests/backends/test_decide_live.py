@@ -208,7 +208,8 @@ def test_a_sweep_over_one_and_two_nodes_reports_efficiency(
     sweep, costs = str(project.path / "sweep.json"), str(project.path / "costs.yaml")
     assert main(["rank", sweep, "--costs", costs]) == 0
     text = capsys.readouterr().out
-    found = re.search(r"scaling cpu-slurm-multi: 1 node\(s\): speed-up 1, efficiency 1, 2 node\(s\): "
+    found = re.search(r"scaling cpu-slurm-multi: 1 node\(s\) x 1 accelerator\(s\): speed-up 1, efficiency 1, "
+                      r"2 node\(s\) x 1 accelerator\(s\): "
                       r"speed-up ([0-9.e+-]+), efficiency ([0-9.e+-]+)", text)  # fmt: skip
     assert found, text
     speedup, efficiency = float(found.group(1)), float(found.group(2))

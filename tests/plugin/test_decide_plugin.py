@@ -107,7 +107,7 @@ def test_each_record_carries_energy_and_cost_in_report_junit_and_history(costed:
     assert '<div id="decide">' in page and page.count('<svg class="chart pareto"') == 1
     (ranking,) = rank([("out.json", report)], None, "cost")  # no costs file: the records' own figures
     assert {c.figures.basis for c in ranking.ranked} == {"owned", "rental"}
-    assert "cheapest platform (no deadline given): " in ranking.answer
+    assert "cheapest platform (no deadline or budget given): " in ranking.answer
 
 
 def test_a_bad_costs_file_is_a_usage_error_with_its_path(costed: pytest.Pytester) -> None:
@@ -166,3 +166,40 @@ def test_bad(hetero_result):
     result = costed.runpytest("test_bad.py", "--platforms-file=platforms.yaml", "--platform=owned")
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*test_bad.py::test_bad: @pytest.mark.hetero scale= must be one of*got 'gpus'*"])
+
+
+def test_an_unpriced_platform_is_named_in_the_terminal_summary(costed: pytest.Pytester) -> None:
+    (costed.path / "costs.yaml").write_text(COSTS.replace("  owned:\n", "  ownd:\n"))  # a typo in the costs file
+    result = costed.runpytest(
+        "--platforms-file=platforms.yaml", "--platform=all", "--hetero-costs=costs.yaml", "--hetero-json=out.json"
+    )
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        ["*hetero costs*", "*note: platform 'owned' is not priced in the costs file*closest priced name: 'ownd'*"]
+    )
+    assert "platform 'rented' is not priced" not in result.stdout.str()
+    records = {r["platform"]["name"]: r for r in json.loads((costed.path / "out.json").read_text())["results"]}
+    assert records["owned"]["extra"]["decide"]["energy"]["kind"] == "unknown"  # nothing to estimate it from
+    assert records["rented"]["extra"]["decide"]["cost"]["total"] is not None
+
+
+def test_an_accelerators_per_node_sweep_skips_counts_a_node_does_not_have(costed: pytest.Pytester) -> None:
+    costed.makepyfile(
+        test_apn="""
+import pytest
+
+@pytest.mark.hetero(command=["python", "work.py"], config={}, scale={"accelerators_per_node": [1, 2, 8]})
+def test_apn(hetero_result):
+    assert hetero_result.metric("throughput_sps") == 100.0
+"""
+    )
+    result = costed.runpytest("test_apn.py", "--platforms-file=platforms.yaml", "--platform=all", "-rs")
+    result.assert_outcomes(passed=3, skipped=3)  # owned has 1 accelerator per node, rented 4
+    result.stdout.fnmatch_lines(
+        [
+            "*platform 'owned': 2 accelerators per node asked, its nodes have 1 (accelerator.count_per_node*",
+            "*platform 'owned': 8 accelerators per node asked, its nodes have 1*",
+            "*platform 'rented': 8 accelerators per node asked, its nodes have 4*",
+        ],
+        consecutive=False,
+    )

@@ -205,9 +205,9 @@ def test_the_cheapest_platform_within_the_deadline_in_one_line(costs: Path) -> N
     owned_cost = run_figures(rec("owned", 100.0), model).cost
     rented_cost = run_figures(rec("rented", 50.0, used_per_node=8, count_per_node=8), model).cost
     assert owned_cost is not None and rented_cost is not None and owned_cost < rented_cost
-    assert "cheapest platform (no deadline given): owned (1 node)" in cheapest.answer
+    assert "cheapest platform (no deadline or budget given): owned (1 node)" in cheapest.answer
     tight = rank(reports, model, "time", Constraints(deadline_s=60.0))[0]
-    assert "within the deadline of 60 s: rented (1 node)" in tight.answer
+    assert "within the deadline of 60 s: rented (1 node, 8 accelerators per node)" in tight.answer
     assert tight.ranked[1].violation is not None and "over the deadline" in tight.ranked[1].violation
     none = rank(reports, model, "time", Constraints(deadline_s=10.0))[0]
     assert "no platform trains within the deadline" in none.answer
@@ -234,7 +234,7 @@ def test_the_pareto_front_keeps_only_undominated_results(costs: Path) -> None:
     records = [rec("owned", 100.0), eight, rec("slow-dear", 200.0, nodes=4)]
     records[2]["platform"]["name"] = "owned"  # owned at 4 nodes: slower and dearer than owned at 1
     (ranking,) = rank([("a.json", report(*records))], model, "cost")
-    assert sorted(c.label for c in ranking.front) == ["owned (1 node)", "rented (1 node)"]
+    assert sorted(c.label for c in ranking.front) == ["owned (1 node)", "rented (1 node, 8 accelerators per node)"]
 
 
 # -- scaling declarations ------------------------------------------------------------
@@ -278,7 +278,7 @@ def test_rank_command_text_markdown_csv_and_annotate(
     assert "estimated" in text and "cheapest platform within the deadline of 3600 s" in text
     out = tmp_path / "r.csv"
     assert main(["rank", str(path), "--costs", str(costs), "--format", "csv", "-o", str(out)]) == 0
-    assert out.read_text().splitlines()[0].startswith("test,rank,platform,nodes,time_s")
+    assert out.read_text().splitlines()[0].startswith("test,rank,platform,nodes,acc_per_node,time_s")
     annotated = tmp_path / "annotated"
     assert main(["rank", str(path), "--costs", str(costs), "--annotate", str(annotated)]) == 0
     written = json.loads((annotated / "r.json").read_text())
@@ -363,4 +363,4 @@ def test_the_run_report_html_has_a_cost_section_only_for_records_with_figures(co
     assert 'id="decide"' not in render_html([plain], image_format="svg")
     page = render_html([annotate(plain, load_costs(costs))], image_format="svg")
     assert '<div id="decide">' in page and page.count('<svg class="chart pareto"') == 1
-    assert "cheapest platform (no deadline given): " in page
+    assert "cheapest platform (no deadline or budget given): " in page
