@@ -4,7 +4,9 @@
 
     submit   render the batch script (:mod:`.slurm_script`), keep it in the job's
              work directory, ``sbatch --parsable`` it; a rejection keeps sbatch's message
-    status   one ``sacct`` for all of this platform's unfinished jobs per poll round
+    status   one ``sacct`` for all of this platform's unfinished jobs per poll round; a running job
+             whose script has written its exit status 0 (:data:`.slurm_script.EXIT_FILE`) is
+             complete without waiting for sacct (looked for every ``poll_exit_file_s``)
     cancel   ``scancel``
     collect  state, exit code and elapsed time from sacct; the logs in the work directory
 
@@ -39,6 +41,7 @@ from pytest_hetero.backends.slurm_script import (
     OPTIONS_SCHEMA,
     SlurmOptions,
     exported_env,
+    read_exit,
     render_batch_script,
     time_limit_min,
 )
@@ -100,6 +103,8 @@ class SlurmBackend(Backend):
     #: 0.2 s, a long one at most 5 % of its run time, and a job running for hours one sacct per ``poll_max_s``.
     poll_running_min_s: ClassVar[float] = 0.2
     poll_running_fraction: ClassVar[float] = 0.05
+    #: How often the work directory of a running job is looked at for its exit status (a stat, no Slurm command).
+    poll_exit_file_s: ClassVar[float] = 0.05
     options: SlurmOptions
 
     def __init__(self, platform: Platform) -> None:
@@ -194,6 +199,7 @@ class SlurmBackend(Backend):
     # -- status -------------------------------------------------------------
     def status(self, handle: JobHandle) -> JobState:
         job = narrow_handle(handle, SlurmJobHandle)
+        self._look_for_exit(job)
         if not job.state.finished and time.monotonic() - self._queried_at >= _MIN_QUERY_INTERVAL_S:
             self._refresh()
         if not job.state.finished:
@@ -203,6 +209,8 @@ class SlurmBackend(Backend):
     def statuses(self, handles: Sequence[JobHandle]) -> list[JobState | HeteroError]:
         """One ``sacct`` for all of this platform's unfinished jobs, then each job's state from it."""
         jobs = [narrow_handle(handle, SlurmJobHandle) for handle in handles]
+        for job in jobs:
+            self._look_for_exit(job)
         if any(not job.state.finished for job in jobs) and time.monotonic() >= self._next_query_at:
             before = {job_id: job.state for job_id, job in self._unfinished.items()}
             self._refresh()
@@ -218,18 +226,30 @@ class SlurmBackend(Backend):
         return answers
 
     def next_poll_s(self, handle: JobHandle | None, interval_s: float) -> float:
-        """A running job is watched in proportion to how long it has run; a queued one backs off fully."""
-        if isinstance(handle, SlurmJobHandle) and handle.state is JobState.RUNNING and handle.started_at is not None:
-            running_s = time.monotonic() - handle.started_at
+        """A running job's exit status file is looked for often; a queued job backs off fully."""
+        if isinstance(handle, SlurmJobHandle) and handle.state is JobState.RUNNING:
+            return min(interval_s, self.poll_exit_file_s)
+        return interval_s
+
+    def _sacct_every_s(self, job: SlurmJobHandle, interval_s: float) -> float:
+        """sacct for a running job in proportion to how long it has run; for a queued one, the back-off."""
+        if job.state is JobState.RUNNING and job.started_at is not None:
+            running_s = time.monotonic() - job.started_at
             return min(interval_s, max(self.poll_running_min_s, running_s * self.poll_running_fraction))
         return interval_s
+
+    def _look_for_exit(self, job: SlurmJobHandle) -> None:
+        """A running job whose script exited 0 is complete; any other ending is left to sacct to name."""
+        found = read_exit(job.spec.workdir) if job.state is JobState.RUNNING else None
+        if found is not None and found[0] == 0:
+            self._update(job, SacctRow(state=JobState.COMPLETED, exit_code=0, elapsed_s=found[1]))
 
     def _plan_next_query(self, before: dict[str, JobState]) -> None:
         changed = before != {job_id: job.state for job_id, job in self._unfinished.items()}
         self._interval_s = self.poll_initial_s if changed else min(self._interval_s * self.poll_factor, self.poll_max_s)
         cadence_s = self._interval_s
         for job in self._unfinished.values():
-            cadence_s = self.next_poll_s(job, cadence_s)
+            cadence_s = self._sacct_every_s(job, cadence_s)
         self._next_query_at = time.monotonic() + max(cadence_s, _MIN_QUERY_INTERVAL_S)
 
     def _refresh(self) -> None:

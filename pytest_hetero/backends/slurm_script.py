@@ -41,6 +41,7 @@ import re
 import shlex
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from submitit.slurm.slurm import _make_sbatch_string
@@ -53,9 +54,11 @@ from pytest_hetero.launchers import get_launcher_class
 from pytest_hetero.redact import is_secret, scrub
 
 __all__ = [
+    "EXIT_FILE",
     "OPTIONS_SCHEMA",
     "SlurmOptions",
     "exported_env",
+    "read_exit",
     "render_batch_script",
     "sbatch_parameters",
     "time_limit_min",
@@ -248,9 +251,30 @@ def _command(spec: JobSpec) -> str:
     return " ".join(f'"${_ARG_VAR}{i}"' if scrub(arg) != arg else shlex.quote(arg) for i, arg in enumerate(spec.argv))
 
 
+#: Written by the batch script when its command has succeeded: "0 <start> <end>" (epoch seconds), so the
+#: end of a job is seen as soon as its work directory shows it, before accounting (sacct) does. A failed
+#: command ends the script first (``set -e``), as does a signal (time limit, scancel): no file, sacct says how.
+EXIT_FILE = "exit_status"
+_START_LINE = "HETERO_T0=$(date +%s.%N)"
+
+
+def _done_line(spec: JobSpec) -> str:
+    final, partial = (shlex.quote(str(spec.workdir / name)) for name in (EXIT_FILE, f".{EXIT_FILE}.tmp"))
+    return f'echo "0 $HETERO_T0 $(date +%s.%N)" > {partial} && mv -f {partial} {final}'
+
+
+def read_exit(workdir: Path) -> tuple[int, float] | None:
+    """(exit status, seconds run) of a batch script that has exited; None before, or unreadable."""
+    try:
+        code, start, end = (workdir / EXIT_FILE).read_text().split()
+        return int(code), max(0.0, float(end) - float(start))
+    except (OSError, ValueError):
+        return None
+
+
 def _setup_lines(spec: JobSpec) -> list[str]:
     public, hidden = exported_env(spec)
-    lines = ["set -e"]
+    lines = ["set -e", _START_LINE]
     if hidden:
         lines.append(f"# passed through sbatch's environment, not written here: {' '.join(sorted(hidden))}")
     lines += [f"export {name}={shlex.quote(value)}" for name, value in sorted(public.items())]
@@ -262,7 +286,8 @@ def _setup_lines(spec: JobSpec) -> list[str]:
 def render_batch_script(spec: JobSpec, options: SlurmOptions | None = None) -> str:
     """The batch script that runs ``spec.argv`` in an allocation shaped by the platform and ``options``."""
     params = sbatch_parameters(spec, options)
-    text: str = _make_sbatch_string(command=_command(spec), folder=spec.workdir, setup=_setup_lines(spec), **params)
+    command = f"{_command(spec)}\n{_done_line(spec)}"
+    text: str = _make_sbatch_string(command=command, folder=spec.workdir, setup=_setup_lines(spec), **params)
     for key, default_line in _SUBMITIT_DEFAULTS.items():
         if key not in params["additional_parameters"]:
             text = default_line.sub("", text)

@@ -11,6 +11,7 @@ import pytest
 
 from pytest_hetero.backends.base import JobSpec, JobState
 from pytest_hetero.backends.slurm import SlurmBackend, SlurmJobHandle
+from pytest_hetero.backends.slurm_script import EXIT_FILE
 from pytest_hetero.config.loader import parse_catalogue
 from pytest_hetero.config.models import Platform
 
@@ -49,16 +50,33 @@ def test_one_sacct_answers_every_job_of_the_platform(tmp_path: Path, monkeypatch
 
 
 def test_a_running_job_is_polled_in_proportion_to_its_run_time(tmp_path: Path) -> None:
+    """sacct's cadence; the wait loop itself looks at a running job's work directory more often."""
     platform = _platform()
     backend = SlurmBackend(platform)
     job = _handle("1", platform, tmp_path)
-    assert backend.next_poll_s(job, 4.0) == 4.0  # queued: the full back-off
+    assert backend._sacct_every_s(job, 4.0) == backend.next_poll_s(job, 4.0) == 4.0  # queued: the full back-off
     job.state, job.started_at = JobState.RUNNING, time.monotonic() - 2.0
-    assert backend.next_poll_s(job, 4.0) == backend.poll_running_min_s  # just started: closely
+    assert backend._sacct_every_s(job, 4.0) == backend.poll_running_min_s  # just started: closely
+    assert backend.next_poll_s(job, 4.0) == backend.poll_exit_file_s
     job.started_at = time.monotonic() - 60.0
-    assert backend.next_poll_s(job, 4.0) == pytest.approx(3.0, abs=0.01)  # 5 % of a minute
+    assert backend._sacct_every_s(job, 4.0) == pytest.approx(3.0, abs=0.01)  # 5 % of a minute
     job.started_at = time.monotonic() - 3600.0
-    assert backend.next_poll_s(job, 4.0) == 4.0  # never slower than the back-off
+    assert backend._sacct_every_s(job, 4.0) == 4.0  # never slower than the back-off
+
+
+def test_a_running_job_whose_script_exited_0_is_complete_before_sacct_says_so(tmp_path: Path) -> None:
+    """The batch script writes its exit status as it exits; any other ending is left to sacct to name."""
+    platform = _platform()
+    backend = PatientSlurm(platform)  # no sacct within the test: only the file can settle the job
+    job = _handle("105", platform, tmp_path)
+    job.state = JobState.RUNNING
+    backend._unfinished[job.job_id] = job
+    backend._next_query_at = time.monotonic() + 3600.0
+    (tmp_path / EXIT_FILE).write_text("3 100.0 101.5\n")
+    assert backend.statuses([job]) == [JobState.RUNNING]  # failed: sacct says how (OOM, timeout, ...)
+    (tmp_path / EXIT_FILE).write_text("0 100.0 101.5\n")
+    assert backend.statuses([job]) == [JobState.COMPLETED]
+    assert (job.exit_code, job.elapsed_s, job.job_id in backend._unfinished) == (0, 1.5, False)
 
 
 class PatientSlurm(SlurmBackend):

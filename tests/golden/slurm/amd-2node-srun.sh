@@ -19,6 +19,7 @@
 
 # setup
 set -e
+HETERO_T0=$(date +%s.%N)
 export HETERO_ACCELERATORS_PER_NODE=8
 export HETERO_ACCELERATOR_KIND=amd-gpu
 export HETERO_PLATFORM=amd-2node-srun
@@ -34,3 +35,4 @@ export MIOPEN_USER_DB_PATH=/tmp/miopen-$SLURM_JOB_ID
 # command
 export SUBMITIT_EXECUTOR=slurm
 srun --kill-on-bad-exit=1 --cpu-bind=closest python3 -m pytest_hetero.workloads.resnet50 --config-json '{"batch_size":32,"train_steps":100}'
+echo "0 $HETERO_T0 $(date +%s.%N)" > /scratch/hetero/runs/golden/test_resnet50_amd-2node-srun/.exit_status.tmp && mv -f /scratch/hetero/runs/golden/test_resnet50_amd-2node-srun/.exit_status.tmp /scratch/hetero/runs/golden/test_resnet50_amd-2node-srun/exit_status

@@ -18,6 +18,7 @@
 
 # setup
 set -e
+HETERO_T0=$(date +%s.%N)
 export HETERO_ACCELERATORS_PER_NODE=1
 export HETERO_ACCELERATOR_KIND=cerebras
 export HETERO_PLATFORM=cerebras-cs2
@@ -28,3 +29,4 @@ export PYTHONUNBUFFERED=1
 # command
 export SUBMITIT_EXECUTOR=slurm
 /opt/cerebras/venv-2.1/bin/python -m pytest_hetero.workloads.resnet50 --config-json '{"batch_size":32,"train_steps":100}'
+echo "0 $HETERO_T0 $(date +%s.%N)" > /scratch/hetero/runs/golden/test_resnet50_cerebras-cs2/.exit_status.tmp && mv -f /scratch/hetero/runs/golden/test_resnet50_cerebras-cs2/.exit_status.tmp /scratch/hetero/runs/golden/test_resnet50_cerebras-cs2/exit_status

@@ -15,6 +15,7 @@
 
 # setup
 set -e
+HETERO_T0=$(date +%s.%N)
 export HETERO_ACCELERATORS_PER_NODE=16
 export HETERO_ACCELERATOR_KIND=graphcore-ipu
 export HETERO_PLATFORM=ipu-poprun
@@ -26,3 +27,4 @@ source /opt/poplar-sdk-3.3/enable
 # command
 export SUBMITIT_EXECUTOR=slurm
 poprun --num-instances=4 --num-replicas=16 --ipus-per-replica=1 --vipu-server-host=vipu-ctrl --vipu-partition=bench16 --executable-cache-path=/scratch/popef-cache --update-partition=yes --only-output-from-instance=0 /opt/poplar-sdk-3.3/venv-poptorch/bin/python -m pytest_hetero.workloads.resnet50 --config-json '{"batch_size":32,"train_steps":100}'
+echo "0 $HETERO_T0 $(date +%s.%N)" > /scratch/hetero/runs/golden/test_resnet50_ipu-poprun/.exit_status.tmp && mv -f /scratch/hetero/runs/golden/test_resnet50_ipu-poprun/.exit_status.tmp /scratch/hetero/runs/golden/test_resnet50_ipu-poprun/exit_status

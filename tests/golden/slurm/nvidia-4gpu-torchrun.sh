@@ -20,6 +20,7 @@
 
 # setup
 set -e
+HETERO_T0=$(date +%s.%N)
 # passed through sbatch's environment, not written here: HF_TOKEN
 export HETERO_ACCELERATORS_PER_NODE=4
 export HETERO_ACCELERATOR_KIND=nvidia-gpu
@@ -33,3 +34,4 @@ module load cuda/12.1 nccl/2.18
 # command
 export SUBMITIT_EXECUTOR=slurm
 /work/venvs/torch-cu121/bin/python -m torch.distributed.run --standalone --nnodes=1 --nproc-per-node=4 -m pytest_hetero.workloads.resnet50 --config-json '{"batch_size":32,"train_steps":100}'
+echo "0 $HETERO_T0 $(date +%s.%N)" > /scratch/hetero/runs/golden/test_resnet50_nvidia-4gpu-torchrun/.exit_status.tmp && mv -f /scratch/hetero/runs/golden/test_resnet50_nvidia-4gpu-torchrun/.exit_status.tmp /scratch/hetero/runs/golden/test_resnet50_nvidia-4gpu-torchrun/exit_status
