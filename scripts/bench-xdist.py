@@ -2,7 +2,9 @@
 
 Whole ``pytest`` wall time of the same suite, alternating, median of the repeats; the
 platform has its own resource group with room for M jobs (the host's default group
-would run one at a time). Usage::
+would run one at a time). Bytecode is cached in a temporary ``PYTHONPYCACHEPREFIX``, filled by an
+untimed ``--collect-only`` run first, as in ``bench-overhead-cpu.py`` (the project's shells set
+``PYTHONDONTWRITEBYTECODE``: every process, each xdist worker too, compiled the plugin). Usage::
 
     .venv/bin/python scripts/bench-xdist.py --items 10 --sleep-s 5 --max-jobs 10 --repeats 1
 """
@@ -10,6 +12,7 @@ would run one at a time). Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -47,8 +50,10 @@ platforms:
 
 def _wall_s(directory: Path, *extra: str) -> float:
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--platforms-file=platforms.yaml"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(directory / "pycache")
     started = time.perf_counter()
-    done = subprocess.run([*argv, "--platform=wide", *extra], cwd=directory, capture_output=True, text=True)
+    done = subprocess.run([*argv, "--platform=wide", *extra], cwd=directory, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(done.stdout[-2000:])
     return time.perf_counter() - started
@@ -67,6 +72,7 @@ def main() -> None:
         (root / "test_x.py").write_text(TEST.format(sleep_s=args.sleep_s, items=args.items))
         (root / "platforms.yaml").write_text(CATALOGUE.format(max_jobs=args.max_jobs, group=uuid.uuid4().hex[:8]))
         (root / "pytest.ini").write_text("[pytest]\n")
+        _wall_s(root, "--collect-only")  # untimed: bytecode cached
         one, two = [], []
         for _ in range(args.repeats):
             one.append(_wall_s(root))
