@@ -66,12 +66,27 @@ def parse_catalogue(data: object, source: str) -> Catalogue:
     if isinstance(entries, list):  # every problem at once, even next to schema errors
         problems += [p for p in _semantic_problems(entries) if p not in problems]
         problems.sort(key=lambda problem: _document_order(problem, entries))
+    _raise_if_any(problems, source)
+    assert isinstance(data, dict)
+    platforms = tuple(_platform(entry, source) for entry in data["platforms"])
+    _raise_if_any(list(_launcher_problems(platforms)), source)  # needs the built platform: its allocation
+    return Catalogue(platforms=platforms, source=source)
+
+
+def _raise_if_any(problems: list[str], source: str) -> None:
     if problems:
         listing = "\n  ".join(problems)
         raise ConfigError(f"{source}: invalid platform catalogue ({len(problems)} problem(s)):\n  {listing}")
-    assert isinstance(data, dict)
-    platforms = tuple(_platform(entry, source) for entry in data["platforms"])
-    return Catalogue(platforms=platforms, source=source)
+
+
+def _launcher_problems(platforms: Iterable[Platform]) -> Iterable[str]:
+    """The launchers' own rules on their options against the platform's allocation (poprun's shapes)."""
+    for index, platform in enumerate(platforms):
+        try:
+            launcher = LAUNCHERS.get(platform.launcher.kind)(platform)
+        except UnavailableError:
+            continue  # reported when the platform is selected
+        yield from (f"$.platforms[{index}].launcher.options: {p}" for p in launcher.problems())
 
 
 _ENTRY_FIELD = re.compile(r"^\$\.platforms\[(\d+)\](?:\.(\w+))?")

@@ -84,6 +84,15 @@ class Launcher(ABC):
         self.platform = platform
         self.options = platform.launcher.options
 
+    def problems(self) -> list[str]:
+        """What is wrong with ``launcher.options`` on this platform, found when the catalogue loads (none)."""
+        return []
+
+    def allocation(self) -> LaunchContext:
+        """The context a backend gives this platform's allocation (nodes, one rank per accelerator)."""
+        platform = self.platform
+        return LaunchContext(nodes=platform.resources.nodes, ranks_per_node=max(platform.accelerators_per_node, 1))
+
     @abstractmethod
     def command(self, workload: Workload, context: LaunchContext) -> list[str]:
         """The argv that starts ``workload`` on this platform, in the backend's ``context``."""

@@ -59,8 +59,19 @@ class PoprunLauncher(Launcher):
         argv += list(self.options.get("extra_args", []))
         return argv + program_argv(workload, interpreter_for(self.platform, context))
 
+    def problems(self) -> list[str]:
+        """Graphcore's rules against the platform's own allocation: a catalogue error, before any job."""
+        problems = self._checked_shape(self.allocation())[1]
+        return ["poprun: " + "; ".join(problems)] if problems else []
+
     def _shape(self, context: LaunchContext) -> tuple[int, int, int]:
         """(instances, replicas, IPUs per replica), checked against Graphcore's rules and the allocation."""
+        shape, problems = self._checked_shape(context)
+        if problems:
+            raise ConfigError(f"platform {self.platform.name!r}: poprun: " + "; ".join(problems))
+        return shape
+
+    def _checked_shape(self, context: LaunchContext) -> tuple[tuple[int, int, int], list[str]]:
         ipus = max(context.nodes * context.ranks_per_node, 1)
         per_replica = int(self.options.get("ipus_per_replica", 1))
         replicas = int(self.options.get("num_replicas", max(ipus // per_replica, 1)))
@@ -75,9 +86,7 @@ class PoprunLauncher(Launcher):
             problems.append(f"{replicas} replicas x {per_replica} IPUs = {used} IPUs, more than the {ipus} allocated")
         if context.nodes > 1 and len(self.options.get("hosts", [])) != context.nodes:
             problems.append(f"{context.nodes} nodes need launcher.options.hosts naming each of them")
-        if problems:
-            raise ConfigError(f"platform {self.platform.name!r}: poprun: " + "; ".join(problems))
-        return instances, replicas, per_replica
+        return (instances, replicas, per_replica), problems
 
     def _placement(self) -> list[str]:
         options = self.options

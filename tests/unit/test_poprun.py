@@ -60,9 +60,18 @@ def test_instances_partition_and_pipelined_replicas() -> None:
         ({"num_replicas": 8, "ipus_per_replica": 4}, "8 replicas x 4 IPUs = 32 IPUs, more than the 16 allocated"),
     ],
 )
-def test_graphcores_rules_are_checked(options: dict[str, Any], message: str) -> None:
-    with pytest.raises(ConfigError, match=f"platform 'pod16': poprun: .*{message}"):
-        _argv(_platform(**options))
+def test_graphcores_rules_are_catalogue_errors(options: dict[str, Any], message: str) -> None:
+    """Found when platforms.yaml loads, with the JSON path: before any job of any platform is submitted."""
+    with pytest.raises(
+        ConfigError, match=rf"platforms\.yaml: .*\n  \$\.platforms\[0\]\.launcher\.options: poprun: .*{message}"
+    ):
+        _platform(**options)
+
+
+def test_graphcores_rules_are_checked_against_the_allocation_given() -> None:
+    """A sweep reshapes the platform after loading: the launcher checks again when it renders."""
+    with pytest.raises(ConfigError, match=r"platform 'pod16': poprun: .*8 replicas x 1 IPUs = 8 IPUs, more than the 4"):
+        get_launcher(_platform(num_replicas=8)).command(WORKLOAD, LaunchContext(nodes=1, ranks_per_node=4))
 
 
 def test_several_hosts_must_be_named() -> None:
