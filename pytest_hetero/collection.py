@@ -15,21 +15,47 @@ from pytest_hetero.errors import ConfigError, HeteroError
 from pytest_hetero.jobs import Benchmark, case_key, will_skip
 from pytest_hetero.markers import MARKER, Declaration, check_json_config, incompatibility, read_marks
 from pytest_hetero.session import BENCH_KEY, HeteroSession
+from pytest_hetero.workload_check import builtin_config_problem
 
-__all__ = ["PARAM", "attach_benchmarks", "parametrize", "references_files", "references_files_of"]
+__all__ = [
+    "PARAM",
+    "attach_benchmarks",
+    "marker_problems",
+    "parametrize",
+    "references_files",
+    "references_files_of",
+]
 
 #: The autouse fixture that carries the platform parameter of every benchmark.
 PARAM = "_hetero_platform"
 #: A benchmark's references live beside its test file.
 _REFERENCES = "references.yaml"
+#: Bad ``hetero`` marks by test (node id without its case): a usage error once collection ends,
+#: for the tests selected only, every one of them listed.
+_PROBLEMS_KEY = pytest.StashKey[dict[str, list[str]]]()
 
 
-def _declaration(node: pytest.Item | pytest.Function, marks: list[pytest.Mark]) -> Declaration:
+def _note_problem(config: pytest.Config, test: str, problem: str) -> None:
+    found = config.stash.setdefault(_PROBLEMS_KEY, {}).setdefault(test, [])
+    if problem not in found:
+        found.append(problem)
+
+
+def marker_problems(config: pytest.Config, items: Iterable[pytest.Item]) -> list[str]:
+    """The problems of the selected tests' ``hetero`` marks (each names its test)."""
+    problems = config.stash.get(_PROBLEMS_KEY, {})
+    tests = dict.fromkeys(item.nodeid.split("[", 1)[0] for item in items) if problems else {}
+    return [problem for test in tests for problem in problems.get(test, ())]
+
+
+def _declaration(node: pytest.Item | pytest.Function, marks: list[pytest.Mark]) -> Declaration | None:
+    """The test's declaration, or None with its problem noted (reported once collection ends)."""
+    test = node.nodeid.split("[", 1)[0]  # the test, not one of its cases
     try:
-        return read_marks(marks, node.nodeid.split("[", 1)[0])  # the test, not one of its cases
+        return read_marks(marks, test)
     except ConfigError as exc:
-        problem = str(exc)
-    pytest.fail(problem, pytrace=False)  # outside the except: no chained traceback
+        _note_problem(node.config, test, str(exc))
+        return None
 
 
 def _case_marks(definition: pytest.Function) -> bool:
@@ -49,6 +75,8 @@ def parametrize(metafunc: pytest.Metafunc, session: HeteroSession) -> None:
         return
     # With marks on some cases only, compatibility is decided per case (attach_benchmarks).
     decl = _declaration(metafunc.definition, marks) if marks else None
+    if marks and decl is None:
+        return  # a bad mark: reported at the end of collection if the test is selected
     params = []
     for platform in session.platforms:
         if decl is not None and decl.scale is not None:
@@ -114,7 +142,7 @@ def _platform_of(value: object, session: HeteroSession) -> Platform:
 def attach_benchmarks(items: list[pytest.Item], session: HeteroSession) -> None:
     """Stash each parametrised item's :class:`Benchmark` for the run stages."""
     # Cases of one test share its marks: read each set of marks once, not once per case.
-    declarations: dict[tuple[str, tuple[int, ...]], Declaration] = {}
+    declarations: dict[tuple[str, tuple[int, ...]], Declaration | None] = {}
     # The marks of a case: its own (the function's and its parameters') and its parents', the same for
     # every case of one class or module: looked up once per parent and set of own marks.
     found_marks: dict[tuple[int, tuple[int, ...]], list[pytest.Mark]] = {}
@@ -134,7 +162,10 @@ def attach_benchmarks(items: list[pytest.Item], session: HeteroSession) -> None:
         key = (item.nodeid.split("[", 1)[0], tuple(id(mark) for mark in marks))
         if key not in declarations:
             declarations[key] = _declaration(item, marks)
-        decl = _with_params(item, declarations[key], callspec.params)
+        found = declarations[key]
+        decl = found and _with_params(item, found, callspec.params)
+        if decl is None or not _config_checked(item, decl):
+            continue
         reason = incompatibility(decl, platform)
         if reason and item.get_closest_marker("skip") is None:
             item.add_marker(pytest.mark.skip(reason=reason))
@@ -155,19 +186,30 @@ def _case_key(item: pytest.Function, value: object) -> str:
     return case_key(item, str(value))
 
 
-def _with_params(item: pytest.Function, decl: Declaration, values: dict[str, object]) -> Declaration:
-    """The declaration with the sweep's ``params=`` copied into the workload config."""
+def _config_checked(item: pytest.Function, decl: Declaration) -> bool:
+    """Whether a built-in workload accepts the case's config; its problem noted when not."""
+    problem = builtin_config_problem(decl.workload)
+    if problem is not None:
+        where = f"{item.nodeid}: @pytest.mark.hetero(workload={decl.workload.name!r}) config"
+        _note_problem(item.config, item.nodeid.split("[", 1)[0], f"{where}: {problem}")
+    return problem is None
+
+
+def _with_params(item: pytest.Function, decl: Declaration, values: dict[str, object]) -> Declaration | None:
+    """The declaration with the sweep's ``params=`` copied into the workload config (None: noted problem)."""
     if not decl.params:
         return decl
+    test = item.nodeid.split("[", 1)[0]
     missing = [name for name in decl.params if name not in values]
     if missing:
-        where = item.nodeid.split("[", 1)[0]
-        pytest.fail(f"{where}: @pytest.mark.hetero params={missing} are not parametrize arguments", pytrace=False)
+        _note_problem(item.config, test, f"{test}: @pytest.mark.hetero params={missing} are not parametrize arguments")
+        return None
     swept = {name: values[name] for name in decl.params}
     try:
         check_json_config(swept, item.nodeid)  # the workload reads them as JSON: no str() of an object
     except ConfigError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        _note_problem(item.config, test, str(exc))
+        return None
     config = {**decl.workload.config, **swept}
     return dataclasses.replace(decl, workload=dataclasses.replace(decl.workload, config=MappingProxyType(config)))
 

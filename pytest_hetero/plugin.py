@@ -12,7 +12,13 @@ from pytest_hetero import hookspec
 from pytest_hetero.backends.base import Backend
 from pytest_hetero.backends.registry import get_backend_class
 from pytest_hetero.check.references import VerdictKind
-from pytest_hetero.collection import attach_benchmarks, parametrize, references_files, references_files_of
+from pytest_hetero.collection import (
+    attach_benchmarks,
+    marker_problems,
+    parametrize,
+    references_files,
+    references_files_of,
+)
 from pytest_hetero.config.models import Platform
 from pytest_hetero.dry_run import render_dry_run
 from pytest_hetero.errors import HeteroError
@@ -106,12 +112,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     hetero: HeteroSession = session.config.stash[SESSION_KEY]
+    problems = marker_problems(session.config, session.items)
+    if problems:  # bad marks of the selected tests, every one: a usage error before any job
+        _refuse(session, hetero, "invalid @pytest.mark.hetero:\n  " + "\n  ".join(problems))
+        return
     if not hetero.is_worker:  # under xdist the controller checks (pytest_xdist_node_collection_finished)
         _check_inputs(hetero, references_files(session.items))
     if hetero.options.dry_run:
         render_dry_run(session, hetero)
     elif not session.config.getoption("collectonly"):
         hetero.plan(session.items)
+
+
+def _refuse(session: pytest.Session, hetero: HeteroSession, problem: str) -> None:
+    """A usage error; an xdist worker cannot raise one, so it reports a collection error and runs nothing."""
+    if not hetero.is_worker:
+        raise pytest.UsageError(problem)
+    session.config.hook.pytest_collectreport(report=pytest.CollectReport(session.nodeid, "failed", problem, []))
+    for item in session.items:
+        item.add_marker(pytest.mark.skip(reason="not run: invalid @pytest.mark.hetero in this run"))
 
 
 @pytest.hookimpl(optionalhook=True)

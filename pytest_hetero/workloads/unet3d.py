@@ -62,6 +62,7 @@ CLASSES = 3
 MIN_PATCH = 64
 PADDING_VALUE = -2.2  # the reference's padding of cases for sliding-window inference
 REFERENCE_EVAL = (1000, 20)  # start epoch, interval
+LAYOUTS = ("numpy",)
 
 DEFAULTS: dict[str, ConfigValue] = {
     **COMMON_DEFAULTS,
@@ -329,7 +330,7 @@ SPEC = WorkloadSpec(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
-    return training.main(SPEC, DEFAULTS, PRESETS, ("numpy",), argv)
+    return training.main(SPEC, DEFAULTS, PRESETS, LAYOUTS, argv)
 
 
 if __name__ == "__main__":

@@ -164,8 +164,8 @@ def test_bad(hetero_result):
 """
     )
     result = costed.runpytest("test_bad.py", "--platforms-file=platforms.yaml", "--platform=owned")
-    assert result.ret != 0
-    result.stdout.fnmatch_lines(["*test_bad.py::test_bad: @pytest.mark.hetero scale= must be one of*got 'gpus'*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_bad.py::test_bad: @pytest.mark.hetero scale= must be one of*got 'gpus'*"])
 
 
 def test_an_unpriced_platform_is_named_in_the_terminal_summary(costed: pytest.Pytester) -> None:

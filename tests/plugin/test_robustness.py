@@ -190,7 +190,9 @@ def test_marker_accelerators_are_validated(pytester: pytest.Pytester, given: str
     pytester.makepyfile(
         f"import pytest\n\n@pytest.mark.hetero(command=['x'], accelerators={given})\ndef test_a():\n    pass\n"
     )
-    pytester.runpytest().stdout.fnmatch_lines([problem])
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([problem])
 
 
 def test_workload_name_and_collect_failure_tail(bench_dir: pytest.Pytester) -> None:

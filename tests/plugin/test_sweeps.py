@@ -81,5 +81,5 @@ def test_a_benchmark_declared_only_on_its_cases(bench_dir: pytest.Pytester) -> N
 def test_params_must_name_parametrize_arguments(bench_dir: pytest.Pytester) -> None:
     bench_dir.makepyfile(test_s=PARAMETRIZED.replace('params=["batch_size"]', 'params=["batch"]'))
     result = bench_dir.runpytest()
-    assert result.ret != 0
-    result.stdout.fnmatch_lines(["*params=[[]'batch'[]] are not parametrize arguments*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*params=[[]'batch'[]] are not parametrize arguments*"])

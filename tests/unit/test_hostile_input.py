@@ -193,6 +193,6 @@ def test_non_json_parametrize_value_swept_into_the_config_is_refused(pytester: p
         "def test_b(hetero_result, data): pass\n"
     )
     result = pytester.runpytest()
-    assert result.ret != pytest.ExitCode.OK
-    result.stdout.fnmatch_lines(["*test_b.py::test_b*config[[]'data'[]] = PosixPath('/x'): not JSON data*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_b.py::test_b*config[[]'data'[]] = PosixPath('/x'): not JSON data*"])
     assert not (pytester.path / "ran").exists()
