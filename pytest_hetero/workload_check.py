@@ -33,7 +33,10 @@ def _problem(module_name: str, config_json: str) -> str | None:
     from pytest_hetero.workloads.common import WorkloadConfigError, parse_preset_config
     from pytest_hetero.workloads.harness import validate_common
 
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None  # a torch that does not load here: the job's own start says why
     spec = module.SPEC
     try:
         argv = ["--config-json", config_json]
