@@ -61,7 +61,7 @@ def full_disk(tmp_path: Path) -> Iterator[FullDisk]:
 def test_json_write_failure_leaves_no_temporary_file(full_disk: FullDisk) -> None:
     target = full_disk.fill(0) / "report.json"
     with pytest.raises(OSError, match="No space left on device"):
-        write_report(target, {"results": ["x" * 100_000]})
+        write_report(target, {"payload": "x" * 100_000})  # fill(0) left no space
     assert [p.name for p in full_disk.path.iterdir() if not p.name.startswith("filler-")] == []
 
 
