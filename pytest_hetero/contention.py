@@ -23,12 +23,14 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 
 from pytest_hetero.config.models import ResourceGroup
 from pytest_hetero.flock import exclusive
+
+_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 
 __all__ = [
     "Contention",
@@ -161,7 +163,8 @@ class Ledger:
         self.path = path
         self._lock_path = path.with_name(f"{path.name}.lock")  # where flock is missing
         self._offset = 0
-        self._made = False  # the run directory, once
+        self._out: int | None = None  # kept open (O_APPEND) for the process's appends
+        self._in: int | None = None  # kept open for the incremental reads
         self._windows: dict[str, Window] = {}
         self._open: dict[str, Window] = {}
         self._closed: dict[str | None, tuple[list[float], list[Window]]] = {}  # group -> ends (sorted), windows
@@ -169,13 +172,26 @@ class Ledger:
 
     def write(self, window: Window) -> None:
         """Append the window's current state; :class:`OSError` if the run directory is not writable."""
-        line = json.dumps(asdict(window)) + "\n"
-        if not self._made:
+        line = (json.dumps(vars(window)) + "\n").encode()  # its fields; asdict would deep-copy
+        if self._out is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._made = True
+            self._out = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _BINARY, 0o666)
         # One lock around the append: whole lines, even where O_APPEND is not atomic (NFS).
-        with self.path.open("a", encoding="utf-8") as out, exclusive(out, self._lock_path):
-            out.write(line)
+        with exclusive(self._out, self._lock_path):
+            written = 0
+            while written < len(line):  # unbuffered: on disk before the lock is let go
+                written += os.write(self._out, line[written:])
+
+    def close(self) -> None:
+        """Let go of the ledger's descriptors (reopened by the next write or read)."""
+        for fd in (getattr(self, "_out", None), getattr(self, "_in", None)):  # also after a failed __init__
+            if fd is not None:
+                with suppress(OSError):
+                    os.close(fd)
+        self._out = self._in = None
+
+    def __del__(self) -> None:
+        self.close()
 
     def windows(self) -> list[Window]:
         """Every window written so far, each in its latest state."""
@@ -199,9 +215,13 @@ class Ledger:
 
     def _read(self) -> None:
         try:
-            with self.path.open("rb") as ledger:
-                ledger.seek(self._offset)
-                data = ledger.read()
+            if self._in is None:
+                self._in = os.open(self.path, os.O_RDONLY | _BINARY)
+            os.lseek(self._in, self._offset, os.SEEK_SET)
+            chunks = []
+            while chunk := os.read(self._in, 1 << 20):
+                chunks.append(chunk)
+            data = b"".join(chunks)
         except OSError:  # not written yet (or unreadable): what was read before
             data = b""
         complete = data[: data.rfind(b"\n") + 1]  # a line being written is read next time

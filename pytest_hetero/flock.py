@@ -12,7 +12,6 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO
 
 from filelock import FileLock, Timeout
 
@@ -69,15 +68,14 @@ def try_lock(path: Path) -> Held | None:
 
 
 @contextmanager
-def exclusive(file: IO[str], lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the open ``file`` (``lock_path`` beside it where flock is missing), waiting."""
+def exclusive(fd: int, lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the open descriptor ``fd`` (``lock_path`` where flock is missing), waiting."""
     if fcntl is None:  # pragma: no cover - Windows
         with FileLock(lock_path, thread_local=False):
             yield
         return
-    fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+    fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         yield
     finally:
-        file.flush()
-        fcntl.flock(file.fileno(), fcntl.LOCK_UN)
+        fcntl.flock(fd, fcntl.LOCK_UN)

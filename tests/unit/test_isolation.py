@@ -187,6 +187,19 @@ def test_ledger_reads_every_process_lines_latest_state(tmp_path: Path) -> None:
     assert [(w.id, w.end_unix_s) for w in ledger.windows()] == [(window.id, 2.0)]
 
 
+def test_ledger_kept_open_sees_appends_of_others_and_survives_close(tmp_path: Path) -> None:
+    """The descriptors kept open between calls read what other writers appended, also after close()."""
+    ledger, other = Ledger(tmp_path / "run" / "windows.jsonl"), Ledger(tmp_path / "run" / "windows.jsonl")
+    ledger.write(_window("a#0", 1.0, None))
+    other.write(_window("b#0", 2.0, 3.0))
+    assert sorted(w.job for w in ledger.windows()) == ["a#0", "b#0"]
+    ledger.close()
+    other.write(_window("c#0", 4.0, None))
+    ledger.write(_window("d#0", 5.0, None))
+    assert sorted(w.job for w in ledger.windows()) == ["a#0", "b#0", "c#0", "d#0"]
+    assert len(ledger.path.read_text().splitlines()) == 4  # every line whole, none read twice
+
+
 def test_isolation_records_windows_and_what_was_beside(tmp_path: Path) -> None:
     isolation = Isolation(tmp_path / "run", host_dir=tmp_path / "locks")
     group = ResourceGroup("g", max_jobs=2)
