@@ -5,8 +5,11 @@ kmock plus a node agent that runs each pod's command as a local process), then,
 alternating, N times each:
 
 * plugin: ``run_job`` on one Kubernetes backend (``kind: pod``), as a session
-  keeps one per platform: create, wait through the scheduler's loop (the
-  backend's watch cache), collect the log (the pod is deleted once finished);
+  keeps one per platform, every job with the same run id (``HETERO_RUN_ID``:
+  one per pytest run, so one watch per run; a fresh id per job would start
+  two more watch streams per job, which no pytest run does): create, wait
+  through the scheduler's loop (woken by the backend's watch), collect the
+  log (the pod is deleted once finished);
 * direct: the official client's ``create_namespaced_pod``, a ``watch`` of the
   namespace's pods until this one has succeeded, ``read_namespaced_pod_log``,
   ``delete_namespaced_pod``.
@@ -42,8 +45,8 @@ from pytest_hetero.scheduler import run_job
 SCRIPT = 'echo \':::HETERO_METRICS {"metrics": [{"name": "x_per_s", "value": 1}]}\''
 
 
-def through_plugin(backend: KubernetesBackend, target: Target) -> float:
-    spec = target.spec(backend, SCRIPT)
+def through_plugin(backend: KubernetesBackend, target: Target, run_id: str) -> float:
+    spec = target.spec(backend, SCRIPT, run_id=run_id)
     started = time.perf_counter()
     output = run_job(backend, spec)
     assert ":::HETERO_METRICS" in output.stdout()
@@ -86,8 +89,9 @@ def main() -> None:
         api = k8s.CoreV1Api(api_client)
         backend = target.backend(kind="pod")  # one per platform and session, as in a pytest run
         plugin_s, direct_s = [], []
+        run_id = f"bench-{uuid.uuid4().hex[:8]}"  # one per pytest run
         for _ in range(args.pods + 1):
-            plugin_s.append(through_plugin(backend, target))
+            plugin_s.append(through_plugin(backend, target, run_id))
             direct_s.append(direct(api, namespace, target.image))
         plugin_s, direct_s = plugin_s[1:], direct_s[1:]  # the first of each warms up (connections, watches)
         backend.close()

@@ -248,8 +248,11 @@ def warning_events(api: k8s.ApiClient, namespace: str, name: str) -> list[str]:
 class WatchCache:
     """Our objects of one kind, kept current by a background list + watch."""
 
-    def __init__(self, resource: ResourceApi, selector: str, timeout_s: int) -> None:
+    def __init__(
+        self, resource: ResourceApi, selector: str, timeout_s: int, changed: threading.Event | None = None
+    ) -> None:
         self.resource, self.selector, self.timeout_s = resource, selector, timeout_s
+        self.changed = changed or threading.Event()  # set on every change seen: wakes a waiting poll loop
         self.error: Exception | None = None
         self.failing_since: float | None = None
         self._objects: dict[str, Json] = {}
@@ -319,6 +322,7 @@ class WatchCache:
             self._seeded -= set(fresh)
             self._deleted |= set(self._objects) - set(fresh) - self._seeded
             self._objects = {**{n: self._objects[n] for n in self._seeded}, **fresh}
+        self.changed.set()
         self._version = str(listing.get("metadata", {}).get("resourceVersion") or "") or None
         self._healthy()
 
@@ -360,6 +364,17 @@ class WatchCache:
             else:
                 self._objects[name] = obj
                 self._deleted.discard(name)
+        self.changed.set()
+
+
+def wait_for_change(changed: threading.Event, timeout_s: float) -> float:
+    """Wait until a watch sees a change (or ``timeout_s`` passes); 0.0: the loop's next poll is due now.
+
+    A change that comes between the wait and the clear is read by that poll, which follows at once.
+    """
+    if changed.wait(timeout_s):
+        changed.clear()
+    return 0.0
 
 
 def with_retries(call: Callable[[], T], attempts: int = 3) -> T:

@@ -13,10 +13,11 @@ import pydantic
 from kubernetes import client as k8s
 
 from pytest_hetero.backends.base import JobSpec
-from pytest_hetero.backends.k8s_client import TRANSPORT_ERRORS, api_error, save_log
+from pytest_hetero.backends.k8s_client import TRANSPORT_ERRORS, ResourceApi, WatchCache, api_error, save_log
+from pytest_hetero.backends.k8s_manifest import LABEL_JOB
 from pytest_hetero.errors import CollectError
 
-__all__ = ["container_names", "save_logs"]
+__all__ = ["container_names", "finished_pods", "save_logs"]
 
 Json = dict[str, Any]
 _CLIENT_ERRORS = (k8s.ApiException, pydantic.ValidationError, *TRANSPORT_ERRORS)
@@ -26,6 +27,24 @@ def container_names(pod: Json) -> list[str]:
     """A pod's init containers and containers, in order."""
     spec = pod.get("spec") or {}
     return [c["name"] for c in [*spec.get("initContainers", []), *spec.get("containers", [])]]
+
+
+def finished_pods(pods: ResourceApi, cache: WatchCache, primary: str, name: str, job_id: str) -> list[Json]:
+    """The pods of finished job ``name``, whose logs and account are saved.
+
+    A bare pod (``primary`` is pods) is the watch's latest copy, the one that said it had
+    ended: no request. A Job's (or template's) pods are listed, for the watch may lag
+    behind its object; when the listing fails, they are the pods as last watched.
+    """
+    if primary == "pods" and (pod := cache.get(name)) is not None:
+        return [pod]
+    try:
+        return pods.items(f"{LABEL_JOB}={name}")
+    except _CLIENT_ERRORS as exc:
+        watched = [cache.get(name) or {}] if primary == "pods" else cache.matching(LABEL_JOB, name)
+        if not (found := [pod for pod in watched if pod]):
+            raise api_error(exc, f"listing the pods of {name}", CollectError, job_id) from exc
+        return found
 
 
 def save_logs(

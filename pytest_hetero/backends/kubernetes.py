@@ -26,6 +26,7 @@ that rendezvous to the launcher, so torchrun renders a multi-node command.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -48,10 +49,11 @@ from pytest_hetero.backends.k8s_client import (
     connect,
     is_quota_error,
     status_message,
+    wait_for_change,
     warning_events,
     with_retries,
 )
-from pytest_hetero.backends.k8s_logs import save_logs
+from pytest_hetero.backends.k8s_logs import finished_pods, save_logs
 from pytest_hetero.backends.k8s_manifest import (
     CONTAINER,
     LABEL_JOB,
@@ -70,7 +72,7 @@ from pytest_hetero.backends.k8s_options import OPTIONS_SCHEMA, K8sOptions
 from pytest_hetero.backends.k8s_secrets import create_secret, described, secret_manifest
 from pytest_hetero.backends.k8s_status import account, exit_code, main_pod, state_of
 from pytest_hetero.config.models import Platform
-from pytest_hetero.errors import CollectError, ConfigError, JobFailedError, StageError, SubmitError, TeardownError
+from pytest_hetero.errors import ConfigError, JobFailedError, StageError, SubmitError, TeardownError
 from pytest_hetero.launchers.base import LaunchContext, Rendezvous
 
 __all__ = ["KubernetesBackend", "KubernetesJobHandle"]
@@ -121,8 +123,8 @@ class KubernetesBackend(Backend):
     options: K8sOptions
 
     def next_poll_s(self, handle: JobHandle | None, interval_s: float) -> float:
-        """status() and statuses() read the watch cache, never the API server: look often, whatever the back-off."""
-        return min(interval_s, self.poll_initial_s)
+        """status() reads the watch cache: the wait ends when a watch sees a change (or at the cadence)."""
+        return wait_for_change(self._changed, min(interval_s, self.poll_initial_s))
 
     def __init__(self, platform: Platform) -> None:
         super().__init__(platform)
@@ -132,6 +134,7 @@ class KubernetesBackend(Backend):
         self._api: k8s.ApiClient | None = None
         self._namespace = self.options.namespace or ""
         self._watches: dict[tuple[str, str], WatchCache] = {}
+        self._changed = threading.Event()  # shared by the watches: wakes the wait loop (next_poll_s)
         self._cleanup = Cleanup()
         self._bundles = ConfigMaps()
 
@@ -187,7 +190,8 @@ class KubernetesBackend(Backend):
         key = (plural, run_id)
         if key not in self._watches:
             selector = f"{LABEL_RUN_ID}={label_value(run_id)},{LABEL_SESSION}={self.session_id}"
-            self._watches[key] = WatchCache(self._resource(plural), selector, self.options.watch_timeout_s)
+            timeout_s = self.options.watch_timeout_s
+            self._watches[key] = WatchCache(self._resource(plural), selector, timeout_s, self._changed)
         return self._watches[key]
 
     def _manifest(self, spec: JobSpec, name: str, namespace: str) -> Json:
@@ -314,14 +318,8 @@ class KubernetesBackend(Backend):
     # -- finishing --------------------------------------------------------------
     def _settle(self, job: KubernetesJobHandle, state: JobState, reason: str) -> None:
         """Save logs and Kubernetes' account, then delete (or keep) the object."""
-        try:
-            pods = self._resource("pods").items(f"{LABEL_JOB}={job.name}")
-        except _CLIENT_ERRORS as exc:
-            cache = self._watch("pods", job.run_id)  # the pods as last watched
-            pods = [cache.get(job.name) or {}] if self.primary == "pods" else cache.matching(LABEL_JOB, job.name)
-            pods = [pod for pod in pods if pod]
-            if not pods:
-                raise api_error(exc, f"listing the pods of {job.name}", CollectError, job.job_id) from exc
+        watched = self._watch("pods", job.run_id)
+        pods = finished_pods(self._resource("pods"), watched, self.primary, job.name, job.job_id)
         main = main_pod(pods)
         artifacts = save_logs(self._connect(), self._namespace, job.spec, pods, (main, CONTAINER), job.job_id)
         obj = self._watch(self.primary, job.run_id).get(job.name)

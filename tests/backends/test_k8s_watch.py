@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from pytest_hetero.backends.k8s_client import WatchCache
+from pytest_hetero.backends.k8s_client import WatchCache, wait_for_change
 
 Json = dict[str, Any]
 
@@ -146,3 +146,19 @@ def test_a_listing_older_than_our_create_does_not_make_it_deleted(run_cache: Any
     api.settled(2)
     assert not cache.was_deleted("new")
     assert cache.get("new") == obj("new", 2)
+
+
+def test_a_change_the_watch_sees_wakes_the_wait_loop_through_the_shared_event() -> None:
+    changed = threading.Event()
+    api = ScriptedApi(Listing([], 3), Stream([{"type": "ADDED", "object": obj("d", 4)}]))
+    cache = WatchCache(api, "pytest-hetero/run-id=r", timeout_s=5, changed=changed)  # type: ignore[arg-type]
+    try:
+        api.settled(3)  # list, the watch with its event, then the next watch (blocked)
+        assert cache.get("d") == obj("d", 4)
+        assert changed.is_set()  # the listing and the event set it; nothing has cleared it
+        assert wait_for_change(changed, 5.0) == 0.0  # set: no wait, and the next poll is due now
+        assert not changed.is_set()  # cleared, so the next wait waits for the next change
+        assert wait_for_change(changed, 0.01) == 0.0 and not changed.is_set()  # no change: waited its time
+    finally:
+        api.released.set()
+        cache.stop()
