@@ -77,6 +77,17 @@ def _torch_only_problem() -> str:
     return f"{TORCH_ONLY} imports pytest_hetero" if "has pytest_hetero" in proc.stdout else ""
 
 
+def _torch_only_platform(backend: str, torch_only_python: Path) -> dict[str, Any]:
+    """A platform ``<backend>-torch-only`` whose jobs run with the torch-only Python."""
+    return {
+        "name": f"{backend}-torch-only",
+        "accelerator": {"kind": "cpu"},
+        "backend": {"kind": backend},
+        "environment": {"python": str(torch_only_python)},
+        "resources": {"time_limit_min": 5},
+    }
+
+
 def _suite(pytester: pytest.Pytester, platform: dict[str, Any]) -> None:
     pytester.makefile(".yaml", platforms=yaml.safe_dump({"version": 1, "platforms": [platform]}))
     pytester.makefile(".py", prog=PROGRAM, helper="VALUE = 42.0\n")
@@ -130,13 +141,7 @@ def test_configmap_keys_are_valid_and_an_oversized_bundle_is_refused(tmp_path: P
 def test_slurm_job_runs_the_bundle_with_a_torch_only_python(
     live_pytester: pytest.Pytester, slurm_cluster: LiveSlurm, torch_only_python: Path
 ) -> None:
-    platform = {
-        "name": "slurm-torch-only",
-        "accelerator": {"kind": "cpu"},
-        "backend": {"kind": "slurm"},
-        "environment": {"python": str(torch_only_python)},
-        "resources": {"time_limit_min": 5},
-    }
+    platform = _torch_only_platform("slurm", torch_only_python)
     _suite(live_pytester, platform)
     result = live_pytester.runpytest(
         "--platforms-file=platforms.yaml", "--platform=slurm-torch-only", "--hetero-json=out.json"
@@ -187,13 +192,7 @@ def test_kubernetes_pod_runs_the_bundle_from_a_configmap_with_a_torch_only_pytho
 def test_local_platform_with_its_own_torch_only_python_gets_the_bundle(
     pytester: pytest.Pytester, torch_only_python: Path
 ) -> None:
-    platform = {
-        "name": "local-torch-only",
-        "accelerator": {"kind": "cpu"},
-        "backend": {"kind": "local"},
-        "environment": {"python": str(torch_only_python)},
-        "resources": {"time_limit_min": 5},
-    }
+    platform = _torch_only_platform("local", torch_only_python)
     _suite(pytester, platform)
     result = pytester.runpytest_subprocess(
         "-p",
@@ -211,13 +210,7 @@ def test_a_command_running_a_module_of_the_test_directory_finds_it_in_the_bundle
     live_pytester: pytest.Pytester, slurm_cluster: LiveSlurm, torch_only_python: Path
 ) -> None:
     """``python -m mybench`` from a Slurm job, which starts in its run directory, not the test's."""
-    platform = {
-        "name": "slurm-torch-only",
-        "accelerator": {"kind": "cpu"},
-        "backend": {"kind": "slurm"},
-        "environment": {"python": str(torch_only_python)},
-        "resources": {"time_limit_min": 5},
-    }
+    platform = _torch_only_platform("slurm", torch_only_python)
     _suite(live_pytester, platform)
     live_pytester.mkpydir("mybench")
     (live_pytester.path / "mybench" / "__main__.py").write_text(

@@ -29,17 +29,23 @@ def _platform() -> Platform:
     return parse_catalogue({"version": 1, "platforms": [entry]}, "test").platforms[0]
 
 
-def _handle(job_id: str, platform: Platform, tmp_path: Path) -> SlurmJobHandle:
-    return SlurmJobHandle(job_id=job_id, spec=JobSpec(job_id, ("true",), tmp_path, platform))
-
-
-def test_one_sacct_answers_every_job_of_the_platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _fake_sacct(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Put FAKE_SACCT first on PATH; returns the file it appends each call to."""
     calls = tmp_path / "calls"
     sacct = tmp_path / "bin" / "sacct"
     sacct.parent.mkdir()
     sacct.write_text(FAKE_SACCT.format(calls=calls))
     sacct.chmod(sacct.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("PATH", f"{sacct.parent}{os.pathsep}{os.environ['PATH']}")
+    return calls
+
+
+def _handle(job_id: str, platform: Platform, tmp_path: Path) -> SlurmJobHandle:
+    return SlurmJobHandle(job_id=job_id, spec=JobSpec(job_id, ("true",), tmp_path, platform))
+
+
+def test_one_sacct_answers_every_job_of_the_platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _fake_sacct(tmp_path, monkeypatch)
     platform = _platform()
     backend = SlurmBackend(platform)
     handles = [_handle(job_id, platform, tmp_path) for job_id in ("101", "102", "103")]
@@ -85,12 +91,7 @@ class PatientSlurm(SlurmBackend):
 
 def test_statuses_keeps_its_own_cadence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A wait loop polling often (for another backend's job) costs no extra sacct."""
-    calls = tmp_path / "calls"
-    sacct = tmp_path / "bin" / "sacct"
-    sacct.parent.mkdir()
-    sacct.write_text(FAKE_SACCT.format(calls=calls))
-    sacct.chmod(sacct.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("PATH", f"{sacct.parent}{os.pathsep}{os.environ['PATH']}")
+    calls = _fake_sacct(tmp_path, monkeypatch)
     platform = _platform()
     backend = PatientSlurm(platform)
     job = _handle("104", platform, tmp_path)
