@@ -33,6 +33,7 @@ from pytest_hetero.decide.command import add_rank
 from pytest_hetero.errors import ConfigError, HeteroError
 from pytest_hetero.history import HistoryError, HistoryStore, Selection, StoreUnavailableError, open_store
 from pytest_hetero.reporting.json_report import expand_report
+from pytest_hetero.reporting.output import emit
 from pytest_hetero.schemas import load_schema, schema_errors
 
 __all__ = ["EXIT_OK", "EXIT_REGRESSION", "EXIT_STORE_ERROR", "EXIT_USAGE", "console_main", "load_report", "main"]
@@ -156,17 +157,6 @@ def _add_baseline(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=_run_baseline)
 
 
-def _emit(text: str, output: Path | None) -> None:
-    if output is None:
-        sys.stdout.write(text)
-        return
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot write {output}: {exc.strerror or exc}") from exc
-
-
 def _run_report(args: argparse.Namespace) -> int:
     fmt, output = _report_target(args)
     reports = [load_report(path) for path in args.reports]
@@ -174,9 +164,9 @@ def _run_report(args: argparse.Namespace) -> int:
         from pytest_hetero.reporting.html import render_html
 
         history = _trend_points(args.history, reports) if args.history else None
-        _emit(render_html(reports, history, image_format=args.image_format), output)
+        emit(render_html(reports, history, image_format=args.image_format), output)
     else:
-        _emit(_render_text_format(fmt, reports), output)
+        emit(_render_text_format(fmt, reports), output)
     if output is not None:
         print(f"wrote the {fmt} report of {len(reports)} run(s) to {output.resolve()}")
     return EXIT_OK
@@ -226,9 +216,9 @@ def _run_compare(args: argparse.Namespace) -> int:
     if args.format == "markdown":
         from pytest_hetero.reporting.markdown import render_comparison
 
-        _emit(render_comparison(gate), args.output)
+        emit(render_comparison(gate), args.output)
     else:
-        _emit(_comparison_text(gate), args.output)
+        emit(_comparison_text(gate), args.output)
     return EXIT_REGRESSION if gate.regressions else EXIT_OK
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds .venv-cerebras: cerebras-pytorch 2.10 with its own torch (2.4.0), which does not load beside
 # the main venv's torch. Its CPU backend needs no Cerebras hardware, so the test suite runs a workload's
-# tiny configuration through the cerebras adapter with it (tests/unit/test_cerebras_cpu.py). About 3 GB
+# tiny configuration through the cerebras adapter with it (tests/backends/test_cerebras_cpu.py). About 3 GB
 # downloaded from PyPI, under 2 minutes, 5.7 GB on disk.
 # Usage: bash scripts/cerebras-venv.sh [DIR]   (default .venv-cerebras; does nothing when it works)
 set -euo pipefail

@@ -20,6 +20,7 @@ from pytest_hetero.decide.costs import CostModel, load_costs, unpriced_message
 from pytest_hetero.decide.figures import run_figures
 from pytest_hetero.decide.rank import OBJECTIVES, Constraints, WorkloadRanking, rank
 from pytest_hetero.errors import ConfigError
+from pytest_hetero.reporting.output import emit
 
 __all__ = ["add_rank", "annotate", "parse_deadline_s", "parse_money"]
 
@@ -68,10 +69,10 @@ def _run(args: argparse.Namespace, loader: Loader) -> int:
     rankings = rank(reports, model, args.objective, Constraints(args.budget, args.deadline))
     _warn_unpriced(rankings, model)
     _refuse_no_energy(args.objective, rankings)
-    _write(_render(args.format, rankings), args.output)
+    emit(_render(args.format, rankings), args.output)
     if args.annotate is not None:
         for path, report in reports:
-            _write(json.dumps(annotate(report, model), indent=2) + "\n", args.annotate / Path(path).name)
+            emit(json.dumps(annotate(report, model), indent=2) + "\n", args.annotate / Path(path).name)
     return 0
 
 
@@ -115,14 +116,3 @@ def _render(fmt: str, rankings: Sequence[WorkloadRanking]) -> str:
         return render_rank_html(rankings)
     renderers = {"text": render.render_text, "markdown": render.render_markdown, "csv": render.render_csv}
     return renderers[fmt](rankings)
-
-
-def _write(text: str, output: Path | None) -> None:
-    if output is None:
-        print(text, end="")
-        return
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot write {output}: {exc.strerror or exc}") from exc
