@@ -12,13 +12,14 @@ keeps ``PYTHONDONTWRITEBYTECODE``). Usage::
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_overhead import child_env  # scripts/ is on sys.path: this script's directory
 
 PLUGIN = """
 import pytest
@@ -54,10 +55,7 @@ def main() -> None:
     parser.add_argument("--compile-each-run", action="store_true", help="keep PYTHONDONTWRITEBYTECODE as it is")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ)
-        if not args.compile_each_run:
-            env.pop("PYTHONDONTWRITEBYTECODE", None)
-            env["PYTHONPYCACHEPREFIX"] = str(Path(tmp, "pycache"))
+        env = child_env(None if args.compile_each_run else Path(tmp, "pycache"))
         dirs = {}
         for name, template in (("plugin", PLUGIN), ("plain", PLAIN)):
             dirs[name] = Path(tmp) / name

@@ -15,9 +15,7 @@ Also prints the size of a trivial test's record in the JSON report, as written. 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -25,19 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-_spec = importlib.util.spec_from_file_location("bench_overhead", Path(__file__).with_name("bench_overhead.py"))
-assert _spec is not None and _spec.loader is not None
-bench_overhead = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_overhead)
-
-
-def child_env(pycache: Path | None) -> dict[str, str]:
-    """The children's environment: bytecode cached under ``pycache`` (None: as the caller has it)."""
-    env = dict(os.environ)
-    if pycache is not None:
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = str(pycache)
-    return env
+import bench_overhead  # scripts/ is on sys.path: this script's directory
+from bench_overhead import child_env
 
 
 def _cpu_s(directory: Path, env: dict[str, str], *extra: str) -> float:

@@ -12,7 +12,6 @@ untimed ``--collect-only`` run first, as in ``bench-overhead-cpu.py`` (the proje
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -20,6 +19,8 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+
+from bench_overhead import child_env  # scripts/ is on sys.path: this script's directory
 
 SLEEPY = """
 import json, sys, time
@@ -50,8 +51,7 @@ platforms:
 
 def _wall_s(directory: Path, *extra: str) -> float:
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--platforms-file=platforms.yaml"]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = str(directory / "pycache")
+    env = child_env(directory / "pycache")
     started = time.perf_counter()
     done = subprocess.run([*argv, "--platform=wide", *extra], cwd=directory, capture_output=True, text=True, env=env)
     if done.returncode != 0:

@@ -11,6 +11,7 @@ milliseconds per test and the ratio. Usage:
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -40,6 +41,19 @@ def test_case(case):
     record = json.loads(out.split(":::HETERO_METRICS ", 1)[1])
     assert record["metrics"][0]["value"] == 1
 """
+
+
+def child_env(pycache: Path | None) -> dict[str, str]:
+    """The children's environment: bytecode cached under ``pycache`` (None: as the caller has it).
+
+    The project's shells set ``PYTHONDONTWRITEBYTECODE``, so each child pytest would compile the
+    plugin again; an installed plugin has its bytecode. Shared by the ``bench-*.py`` scripts.
+    """
+    env = dict(os.environ)
+    if pycache is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    return env
 
 
 def _wall_s(directory: Path, *extra: str) -> float:
