@@ -30,19 +30,15 @@ def builtin_config_problem(workload: Workload) -> str | None:
 def _problem(module_name: str, config_json: str) -> str | None:
     if importlib.util.find_spec("torch") is None:
         return None  # the workload checks it when its job starts
-    from pytest_hetero.workloads.common import WorkloadConfigError, parse_preset_config
-    from pytest_hetero.workloads.harness import validate_common
+    from pytest_hetero.workloads.common import WorkloadConfigError
+    from pytest_hetero.workloads.harness import checked_config
 
     try:
         module = importlib.import_module(module_name)
     except ImportError:
         return None  # a torch that does not load here: the job's own start says why
-    spec = module.SPEC
     try:
-        argv = ["--config-json", config_json]
-        config = parse_preset_config(argv, module.DEFAULTS, module.PRESETS, module_name, spec.recipes)
-        validate_common(config, module.LAYOUTS)
-        spec.validate(config)
+        checked_config(module.SPEC, module.DEFAULTS, module.PRESETS, module.LAYOUTS, ["--config-json", config_json])
     except (WorkloadConfigError, ValueError) as exc:
         return str(exc).replace(" in --config-json", "")
     return None

@@ -10,7 +10,7 @@ same metrics, measured the same way, on every accelerator.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,13 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from pytest_hetero.workloads.accelerators import KINDS, PRECISIONS, AdapterSettings, LrFactor, OptimizerSpec
-from pytest_hetero.workloads.common import ConfigValue, WorkloadConfigError, check_choice, check_min
+from pytest_hetero.workloads.common import (
+    ConfigValue,
+    WorkloadConfigError,
+    check_choice,
+    check_min,
+    parse_preset_config,
+)
 from pytest_hetero.workloads.distributed import BACKENDS, DistEnv
 from pytest_hetero.workloads.protocol import ACCELERATOR_KIND_ENV
 
@@ -32,6 +38,7 @@ __all__ = [
     "RunShape",
     "WorkloadSpec",
     "adapter_settings",
+    "checked_config",
     "eval_due",
     "smoke_test",
     "validate_common",
@@ -187,6 +194,25 @@ def validate_common(config: Config, layouts: tuple[str, ...]) -> None:
     synthetic_by_samples = config["data"] == "synthetic" and not int(config["train_steps"])
     if synthetic_by_samples and int(config["train_samples"]) < int(config["batch_size"]):
         raise WorkloadConfigError("config key 'train_samples' must be >= 'batch_size' with synthetic data")
+
+
+def checked_config(
+    spec: WorkloadSpec,
+    defaults: Mapping[str, ConfigValue],
+    presets: Mapping[str, Mapping[str, ConfigValue]],
+    layouts: tuple[str, ...],
+    argv: Sequence[str],
+    prog: str | None = None,
+) -> Config:
+    """The config of ``argv`` (``--config-json``), preset and recipe applied, with every check the workload makes.
+
+    Raises WorkloadConfigError (or ValueError); the workload's entry point and the plugin's check at
+    collection (:mod:`pytest_hetero.workload_check`) both go through here.
+    """
+    config = parse_preset_config(argv, defaults, presets, prog, spec.recipes)
+    validate_common(config, layouts)
+    spec.validate(config)
+    return config
 
 
 def resolve_kind(requested: str, environ: Mapping[str, str] | None = None) -> str:

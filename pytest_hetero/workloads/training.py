@@ -36,7 +36,6 @@ from pytest_hetero.workloads.common import (
     StepTimer,
     WorkloadConfigError,
     exit_config_error,
-    parse_preset_config,
     timing_metrics,
 )
 from pytest_hetero.workloads.distributed import DistEnv, dist_env
@@ -46,9 +45,9 @@ from pytest_hetero.workloads.harness import (
     RunShape,
     WorkloadSpec,
     adapter_settings,
+    checked_config,
     eval_due,
     resolve_kind,
-    validate_common,
 )
 from pytest_hetero.workloads.measure import flops_metrics, peak_rss_mb
 from pytest_hetero.workloads.mllog import MLLogger, make_mllogger
@@ -371,9 +370,7 @@ def main(
     env = dist_env()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        config = parse_preset_config(args, defaults, presets, prog, spec.recipes)
-        validate_common(config, layouts)
-        spec.validate(config)
+        config = checked_config(spec, defaults, presets, layouts, args, prog)
         if "--describe" in args:  # the card alone: nothing allocated, nothing run
             print_card(spec, config)
             return 0
