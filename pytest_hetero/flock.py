@@ -2,7 +2,7 @@
 
 ``flock`` directly where the platform has it: taking and giving back a slot
 costs a few microseconds (``filelock``'s objects cost about 100 µs, several
-times per job). Elsewhere (Windows) ``filelock`` does the same. Either way the
+times per job). Elsewhere (Windows) ``filelock`` does the same (imported only there). Either way the
 lock belongs to an open file, so the kernel drops it when the process dies.
 """
 
@@ -12,8 +12,10 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from filelock import FileLock, Timeout
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 try:
     import fcntl
@@ -46,6 +48,8 @@ def try_lock(path: Path) -> Held | None:
     :class:`OSError` if the file cannot be opened.
     """
     if fcntl is None:  # pragma: no cover - Windows
+        from filelock import FileLock, Timeout  # only where flock is missing
+
         lock = FileLock(path, mode=_MODE, thread_local=False)
         try:
             lock.acquire(blocking=False)
@@ -71,6 +75,8 @@ def try_lock(path: Path) -> Held | None:
 def exclusive(fd: int, lock_path: Path) -> Iterator[None]:
     """Hold an exclusive lock on the open descriptor ``fd`` (``lock_path`` where flock is missing), waiting."""
     if fcntl is None:  # pragma: no cover - Windows
+        from filelock import FileLock  # only where flock is missing
+
         with FileLock(lock_path, thread_local=False):
             yield
         return

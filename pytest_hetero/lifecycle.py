@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from pytest_hetero.backends.registry import get_backend_class
-from pytest_hetero.check.reference_update import ReferenceUpdate, update_references
 from pytest_hetero.check.verdicts import not_judged_notes
 from pytest_hetero.config.loader import builtin_catalogue, load_catalogue
 from pytest_hetero.config.models import Catalogue
@@ -214,6 +213,9 @@ def _store_history(hetero: HeteroSession, store: HistoryStore, report: dict[str,
 
 def _update_references(hetero: HeteroSession) -> None:
     """Write what was measured into each references file, in place; host-bound platforms record this host."""
+    # ruamel.yaml (about 9 ms to import) only for runs that update references
+    from pytest_hetero.check.reference_update import ReferenceUpdate, update_references
+
     updates: dict[Path, list[ReferenceUpdate]] = {}
     for record in hetero.records:
         if not record["metrics"] or not record["references_file"]:

@@ -124,18 +124,30 @@ def _scrub_alone(text: str) -> str:
     return scrub(text)
 
 
+#: Leaves nothing is done to (the common case in records: tested by type first, before isinstance).
+_PLAIN_LEAVES = (int, float, bool, type(None))
+
+
 def redact_tree(node: Any) -> Any:
     """A copy of JSON-like data with every string scrubbed and the values of secret-like keys masked."""
-    if isinstance(node, str):
+    kind = type(node)
+    if kind is str:
         return _scrub_alone(node)
-    if isinstance(node, Mapping):
-        return {
-            key: REDACTED if isinstance(key, str) and is_secret_key(key) and _is_leaf(value) else redact_tree(value)
-            for key, value in node.items()
-        }
-    if isinstance(node, (list, tuple)):
+    if kind in _PLAIN_LEAVES:
+        return node
+    if kind is dict or isinstance(node, Mapping):
+        return {key: _redact_entry(key, value) for key, value in node.items()}
+    if kind is list or isinstance(node, (list, tuple)):
         return [redact_tree(item) for item in node]
-    return node
+    return _scrub_alone(node) if isinstance(node, str) else node
+
+
+def _redact_entry(key: Any, value: Any) -> Any:
+    if value is None or value is True or value is False:
+        return value  # a switch or nothing: no secret to mask
+    if isinstance(key, str) and is_secret_key(key) and _is_leaf(value):
+        return REDACTED
+    return redact_tree(value)
 
 
 def _is_leaf(value: Any) -> bool:

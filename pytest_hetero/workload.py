@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -50,9 +51,9 @@ class Workload:
     def config_json(self) -> str:
         return canonical_json(dict(self.config))
 
-    @property
+    @functools.cached_property
     def config_hash(self) -> str:
-        """Short SHA-256 over how the program is called (module or argv) and its config.
+        """Short SHA-256 over how the program is called (module or argv) and its config (computed once).
 
         Not its code: :func:`pytest_hetero.fingerprint.fingerprints` adds that.
         """

@@ -148,8 +148,18 @@ class BackendOptions:
             raise ConfigError(f"{cls.__name__} has no field for option(s) {unknown}") from None
 
 
+#: Keywords of an object schema that cannot reject an empty object: ``{}`` against a schema of only
+#: these is valid without running a validator (and importing jsonschema) for the usual no-options platform.
+_VACUOUS_FOR_EMPTY = frozenset(
+    {"$schema", "$id", "title", "description"}
+    | {"properties", "additionalProperties", "patternProperties", "propertyNames"}
+)
+
+
 def check_options(schema: Mapping[str, Any], raw: Mapping[str, Any]) -> Mapping[str, Any]:
     """``raw`` if it satisfies ``schema``; else :class:`ConfigError` listing every problem with its path."""
+    if not raw and schema.get("type") == "object" and set(schema) - {"type"} <= _VACUOUS_FOR_EMPTY:
+        return raw
     problems = schema_errors(dict(raw), schema, prefix="backend.options")
     if problems:
         raise ConfigError("; ".join(problems))

@@ -5,11 +5,13 @@ line where known) quickly and in bounded memory, never a traceback:
 
 - more than :data:`MAX_FILE_BYTES`: refused before it is read whole;
 - not UTF-8 (UTF-16 with its byte-order mark, binary with NUL bytes, stray bytes): refused;
-- nested deeper than :data:`MAX_DEPTH`: refused while composing (no RecursionError);
-- aliases that expand to more than :data:`MAX_EXPANDED_NODES` values ("billion laughs"):
+- nested deeper than :data:`~.yaml_bounded.MAX_DEPTH`: refused while composing (no RecursionError);
+- aliases that expand to more than :data:`~.yaml_bounded.MAX_EXPANDED_NODES` values ("billion laughs"):
   refused before anything walks the expanded document;
 - a key given twice in one mapping: refused with both lines (YAML says keys are unique;
   PyYAML would keep the last one silently).
+
+The parsing itself (PyYAML, about 7 ms to import) is in :mod:`.yaml_bounded`, loaded with the first file.
 
 :func:`non_finite_paths` finds ``.nan``/``.inf`` numbers, which JSON Schema's ``number`` admits.
 """
@@ -21,74 +23,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-
 from pytest_hetero.errors import ConfigError
 
-__all__ = ["MAX_DEPTH", "MAX_EXPANDED_NODES", "MAX_FILE_BYTES", "load_yaml", "non_finite_paths", "read_text"]
+__all__ = ["MAX_FILE_BYTES", "load_yaml", "non_finite_paths", "read_text"]
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
-MAX_DEPTH = 64
-MAX_EXPANDED_NODES = 200_000
-_MERGE_TAG = "tag:yaml.org,2002:merge"
 _BOMS = {b"\xff\xfe": "UTF-16 (little-endian)", b"\xfe\xff": "UTF-16 (big-endian)"}
-
-
-class _Refused(yaml.YAMLError):
-    def __init__(self, problem: str, node: Node | None) -> None:
-        super().__init__(problem)
-        self.problem = problem
-        self.problem_mark = node.start_mark if node is not None else None
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader with a depth bound while composing and unique mapping keys."""
-
-    _depth = 0
-
-    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                raise _Refused(f"nested deeper than {MAX_DEPTH} levels", None)
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-    def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
-        if isinstance(node, MappingNode):
-            _check_unique_keys(node)
-        return super().construct_mapping(node, deep=deep)  # type: ignore[arg-type]
-
-
-def _check_unique_keys(node: MappingNode) -> None:
-    first: dict[str, Node] = {}
-    for key_node, _ in node.value:
-        if key_node.tag == _MERGE_TAG or not isinstance(key_node, ScalarNode):
-            continue
-        earlier = first.setdefault(key_node.value, key_node)
-        if earlier is not key_node:
-            raise _Refused(
-                f"duplicate key {key_node.value!r} (first given on line {earlier.start_mark.line + 1}); "
-                "keys must be unique",
-                key_node,
-            )
-
-
-def _expanded_size(node: Node, memo: dict[int, int]) -> int:
-    """Values the document holds once every alias is expanded (shared nodes counted each time)."""
-    known = memo.get(id(node))
-    if known is not None:
-        return known
-    memo[id(node)] = 1  # a recursive alias counts once instead of looping
-    size = 1
-    if isinstance(node, SequenceNode):
-        size += sum(_expanded_size(child, memo) for child in node.value)
-    elif isinstance(node, MappingNode):
-        size += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
-    memo[id(node)] = min(size, MAX_EXPANDED_NODES + 1)
-    return memo[id(node)]
 
 
 def read_text(path: Path, what: str, max_bytes: int = MAX_FILE_BYTES) -> str:
@@ -118,24 +58,9 @@ def read_text(path: Path, what: str, max_bytes: int = MAX_FILE_BYTES) -> str:
 
 def load_yaml(path: Path, what: str) -> Any:
     """Parse one YAML document within the bounds above; problems name the file, line and column."""
-    text = read_text(path, what)
-    loader = _BoundedLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        if _expanded_size(node, {}) > MAX_EXPANDED_NODES:
-            raise _Refused(f"expands to more than {MAX_EXPANDED_NODES} values (aliases)", node)
-        return loader.construct_document(node)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: {what}: not valid YAML: {problem}") from None
-    except RecursionError:  # a bound above missed a path through PyYAML: still a clear error
-        raise ConfigError(f"{path}: {what}: nested too deeply") from None
-    finally:
-        loader.dispose()
+    from pytest_hetero.config.yaml_bounded import parse_bounded
+
+    return parse_bounded(read_text(path, what), path, what)
 
 
 def non_finite_paths(data: object, path: str = "$") -> Iterator[str]:

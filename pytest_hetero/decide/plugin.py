@@ -21,18 +21,20 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_hetero.decide.costs import CostModel, load_costs, unpriced_message
-from pytest_hetero.decide.figures import RunFigures, run_figures
 from pytest_hetero.errors import ConfigError
 from pytest_hetero.results import ResultRecord
 
+if TYPE_CHECKING:  # the cost model's modules load only in runs given one
+    from pytest_hetero.decide.costs import CostModel
+    from pytest_hetero.decide.figures import RunFigures
+
 __all__ = ["COSTS_KEY", "decide_metrics", "decide_properties"]
 
-COSTS_KEY = pytest.StashKey[CostModel]()
+COSTS_KEY: pytest.StashKey[CostModel] = pytest.StashKey()
 UNPRICED_KEY = pytest.StashKey[set[str]]()
 
 
@@ -64,6 +66,8 @@ def pytest_configure(config: pytest.Config) -> None:
         path = config.rootpath / str(ini)
     if path is None:
         return
+    from pytest_hetero.decide.costs import load_costs
+
     try:
         config.stash[COSTS_KEY] = load_costs(path)
     except ConfigError as exc:
@@ -74,6 +78,8 @@ def pytest_hetero_result_record(record: ResultRecord, item: pytest.Item) -> None
     model = item.config.stash.get(COSTS_KEY, None)
     if model is None or record["outcome"] != "passed":
         return
+    from pytest_hetero.decide.figures import run_figures
+
     if model.get(record["platform"]["name"]) is None:
         item.config.stash.setdefault(UNPRICED_KEY, set()).add(record["platform"]["name"])
     figures = run_figures(record, model)
@@ -88,6 +94,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     unpriced = sorted(config.stash.get(UNPRICED_KEY, None) or ())
     if model is None or not unpriced:
         return
+    from pytest_hetero.decide.costs import unpriced_message
+
     terminalreporter.section("hetero costs")
     for platform in unpriced:
         terminalreporter.write_line(f"note: {unpriced_message(model, platform)}: its results carry no cost")

@@ -15,7 +15,6 @@ from pytest_hetero.history.base import (
     metric_samples,
     run_info,
 )
-from pytest_hetero.history.sql import PostgresStore, SQLiteStore
 
 __all__ = [
     "HistoryError",
@@ -35,6 +34,8 @@ __all__ = [
 
 def open_store(target: str) -> HistoryStore:
     """A SQLite file for a path (or ``sqlite:///path``), PostgreSQL for ``postgresql://``."""
+    from pytest_hetero.history.sql import PostgresStore, SQLiteStore  # sqlite3 and SQL only for runs with a history
+
     if target.startswith(("postgresql://", "postgres://")):
         return PostgresStore(target)
     if "://" in target and not target.startswith("sqlite://"):

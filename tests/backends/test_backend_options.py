@@ -15,7 +15,15 @@ from typing import Any
 
 import pytest
 
-from pytest_hetero.backends.base import Backend, BackendOptions, JobHandle, JobSpec, JobState, narrow_handle
+from pytest_hetero.backends.base import (
+    Backend,
+    BackendOptions,
+    JobHandle,
+    JobSpec,
+    JobState,
+    check_options,
+    narrow_handle,
+)
 from pytest_hetero.backends.fake import FakeBackend, FakeJobHandle, FakeOptions, FakeResult
 from pytest_hetero.backends.k8s_options import K8sOptions
 from pytest_hetero.backends.kubernetes import KubernetesBackend
@@ -159,3 +167,18 @@ def test_the_fake_stands_in_for_any_platform_without_reading_its_options(tmp_pat
     fake = FakeBackend(platform, handler=lambda spec: FakeResult(metrics={"throughput_sps": 1.0}))
     assert fake.platform is platform and fake.options == FakeOptions()
     assert fake.collect(fake.submit(JobSpec("t", ("x",), tmp_path, platform))).state is JobState.COMPLETED
+
+
+@pytest.mark.parametrize(
+    ("schema", "problem"),
+    [
+        ({"type": "object", "required": ["value"], "properties": {"value": {}}}, "'value' is a required"),
+        ({"type": "object", "minProperties": 1}, "should be non-empty"),
+        ({"type": "array"}, "is not of type 'array'"),
+    ],
+)
+def test_no_options_are_still_checked_where_the_schema_can_refuse_them(schema: dict[str, Any], problem: str) -> None:
+    """The shortcut for ``{}`` (no validator run) applies only to schemas that cannot refuse an empty object."""
+    assert check_options({"type": "object", "additionalProperties": False, "properties": {"x": {}}}, {}) == {}
+    with pytest.raises(ConfigError, match=problem):
+        check_options(schema, {})

@@ -15,7 +15,8 @@ import pytest
 
 from pytest_hetero.check.references import load_references
 from pytest_hetero.config.loader import load_catalogue
-from pytest_hetero.config.safe_yaml import MAX_DEPTH, MAX_EXPANDED_NODES, load_yaml
+from pytest_hetero.config.safe_yaml import load_yaml
+from pytest_hetero.config.yaml_bounded import MAX_DEPTH, MAX_EXPANDED_NODES
 from pytest_hetero.errors import ConfigError
 from pytest_hetero.markers import read_declaration
 
