@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import pytest
 
@@ -20,51 +20,57 @@ from pytest_hetero.workload import Workload
 __all__ = ["_hetero_platform", "hetero_platform", "hetero_result", "hetero_run"]
 
 
+class Case(NamedTuple):
+    """What the autouse fixture hands the public ones: the case's platform and result (None: not a benchmark).
+
+    The public fixtures take it instead of ``request``: pytest builds a fixture definition for every
+    ``request`` a fixture asks for, each test again (about 10 µs each).
+    """
+
+    nodeid: str
+    platform: Platform | None
+    result: BenchmarkResult | None
+
+
 @pytest.fixture(autouse=True)
-def _hetero_platform(request: pytest.FixtureRequest) -> Platform | None:
-    """Runs the item's benchmark before the test body (None for plain tests)."""
-    bench = request.node.stash.get(BENCH_KEY, None)
+def _hetero_platform(request: pytest.FixtureRequest) -> Case:
+    """Runs the item's benchmark before the test body (a case without platform for plain tests)."""
+    node = request.node
+    bench = node.stash.get(BENCH_KEY, None)
     if bench is None:
-        return None
+        return Case(node.nodeid, None, None)
     session = request.config.stash[SESSION_KEY]
     if session.options.dry_run:  # rendered at collection; the body is not called (pytest_pyfunc_call)
-        problem = request.node.stash.get(RENDER_ERROR_KEY, None)
+        problem = node.stash.get(RENDER_ERROR_KEY, None)
         if problem is not None:
             pytest.fail(problem, pytrace=False)
         # Nothing ran: an empty result, for fixtures that ask for one.
-        request.node.stash[RESULT_KEY] = BenchmarkResult(
-            request.node.nodeid, bench.test_key, bench.platform, bench.declaration.workload, ""
-        )
-        dry_platform: Platform = bench.platform
-        return dry_platform
-    result = run_benchmark(session, request.node, bench)
-    request.node.stash[RESULT_KEY] = result
-    request.node.user_properties.extend(junit_properties(result))
-    platform: Platform = bench.platform
-    return platform
+        result = BenchmarkResult(node.nodeid, bench.test_key, bench.platform, bench.declaration.workload, "")
+    else:
+        result = run_benchmark(session, node, bench)
+        node.user_properties.extend(junit_properties(result))
+    node.stash[RESULT_KEY] = result
+    return Case(node.nodeid, bench.platform, result)
 
 
-def _not_a_benchmark(request: pytest.FixtureRequest, fixture: str) -> NoReturn:
-    pytest.fail(
-        f"{request.node.nodeid}: the {fixture} fixture needs @pytest.mark.hetero(...) on the test", pytrace=False
-    )
+def _not_a_benchmark(case: Case, fixture: str) -> NoReturn:
+    pytest.fail(f"{case.nodeid}: the {fixture} fixture needs @pytest.mark.hetero(...) on the test", pytrace=False)
 
 
 @pytest.fixture
-def hetero_platform(request: pytest.FixtureRequest, _hetero_platform: Platform | None) -> Platform:
+def hetero_platform(_hetero_platform: Case) -> Platform:
     """The platform this case runs on."""
-    if _hetero_platform is None:
-        _not_a_benchmark(request, "hetero_platform")
-    return _hetero_platform
+    if _hetero_platform.platform is None:
+        _not_a_benchmark(_hetero_platform, "hetero_platform")
+    return _hetero_platform.platform
 
 
 @pytest.fixture
-def hetero_result(request: pytest.FixtureRequest, _hetero_platform: Platform | None) -> BenchmarkResult:
+def hetero_result(_hetero_platform: Case) -> BenchmarkResult:
     """The collected, reference-checked result of the test's workload."""
-    if _hetero_platform is None:
-        _not_a_benchmark(request, "hetero_result")
-    result: BenchmarkResult = request.node.stash[RESULT_KEY]
-    return result
+    if _hetero_platform.result is None:
+        _not_a_benchmark(_hetero_platform, "hetero_result")
+    return _hetero_platform.result
 
 
 @pytest.fixture

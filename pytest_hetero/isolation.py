@@ -68,6 +68,7 @@ class Semaphore:
     def __init__(self, directory: Path, capacity: int) -> None:
         self.directory = directory
         self.capacity = capacity
+        self._paths = [directory / f"slot-{index}.lock" for index in range(capacity)]
 
     def try_acquire(self) -> Slot | None:
         """A free slot, or None when every slot is held (by any process, this one included).
@@ -83,7 +84,7 @@ class Semaphore:
                 continue
             # A fresh open file each time: a second open file on the same path conflicts even within
             # this process, as two xdist workers' would.
-            lock = try_lock(self.directory / f"slot-{index}.lock")
+            lock = try_lock(self._paths[index])
             if lock is None:
                 continue
             held.add(index)
@@ -130,6 +131,7 @@ class Isolation:
         self._slots_dir = None if run_dir is None else run_dir / "slots"
         self._groups_dir = (host_dir or host_locks_dir()) / "groups"
         self.ledger = None if run_dir is None else Ledger(run_dir / "windows.jsonl")
+        self._wanted: dict[tuple[str, int, ResourceGroup | None], list[tuple[str, Semaphore]]] = {}
 
     def try_hold(self, platform: Platform, group: ResourceGroup | None, busy: set[str]) -> Hold | None:
         """A slot of the platform and one of its group, or None (nothing held) if either is full.
@@ -137,14 +139,9 @@ class Isolation:
         ``busy`` carries what was found full earlier in the same pass over the queue, so a
         pass costs a few lock attempts per platform and group, not per queued job.
         """
-        wanted: list[tuple[str, Path, int]] = []
-        if self._slots_dir is not None:
-            wanted.append((f"platform {platform.name}", self._slots_dir / _dirname(platform.name), platform.max_jobs))
-        if group is not None:
-            wanted.append((f"group {group.name}", self._groups_dir / _dirname(group.name), group.max_jobs))
         hold = Hold()
-        for key, directory, capacity in wanted:
-            slot = None if key in busy else self._acquire(key, directory, capacity)
+        for key, semaphore in self._semaphores(platform, group):
+            slot = None if key in busy else self._acquire(key, semaphore)
             if slot is None:
                 busy.add(key)
                 hold.release()
@@ -152,12 +149,28 @@ class Isolation:
             hold.slots.append(slot)
         return hold
 
+    def _semaphores(self, platform: Platform, group: ResourceGroup | None) -> list[tuple[str, Semaphore]]:
+        """The platform's and its group's semaphores, made once per platform and group (a job asks each time)."""
+        cache_key = (platform.name, platform.max_jobs, group)
+        found = self._wanted.get(cache_key)
+        if found is None:
+            found = []
+            if self._slots_dir is not None:
+                directory = self._slots_dir / _dirname(platform.name)
+                found.append((f"platform {platform.name}", Semaphore(directory, platform.max_jobs)))
+            if group is not None:
+                directory = self._groups_dir / _dirname(group.name)
+                found.append((f"group {group.name}", Semaphore(directory, group.max_jobs)))
+            self._wanted[cache_key] = found
+        return found
+
     @staticmethod
-    def _acquire(key: str, directory: Path, capacity: int) -> Slot | None:
+    def _acquire(key: str, semaphore: Semaphore) -> Slot | None:
         try:
-            return Semaphore(directory, capacity).try_acquire()
+            return semaphore.try_acquire()
         except OSError as exc:
-            raise SubmitError(f"cannot take a slot of {key} in {directory}: {exc.strerror or exc}") from exc
+            where = semaphore.directory
+            raise SubmitError(f"cannot take a slot of {key} in {where}: {exc.strerror or exc}") from exc
 
     # -- windows ----------------------------------------------------------
     def open(self, key: str, platform: Platform, group: ResourceGroup | None, on_this_host: bool) -> Window:

@@ -84,6 +84,8 @@ def record_for_report(item: pytest.Item, report: pytest.TestReport) -> ResultRec
     if result is None:
         assert bench is not None
         result = _not_run(bench, item, report)
+    else:  # the record carries it from here: let it go with the test (every full collection walks what lives)
+        del item.stash[RESULT_KEY]
     return session.make_record(item, result, outcome_of(report))
 
 

@@ -124,30 +124,40 @@ def _scrub_alone(text: str) -> str:
     return scrub(text)
 
 
-#: Leaves nothing is done to (the common case in records: tested by type first, before isinstance).
-_PLAIN_LEAVES = (int, float, bool, type(None))
-
-
 def redact_tree(node: Any) -> Any:
     """A copy of JSON-like data with every string scrubbed and the values of secret-like keys masked."""
     kind = type(node)
     if kind is str:
         return _scrub_alone(node)
-    if kind in _PLAIN_LEAVES:
-        return node
-    if kind is dict or isinstance(node, Mapping):
-        return {key: _redact_entry(key, value) for key, value in node.items()}
-    if kind is list or isinstance(node, (list, tuple)):
+    if kind is dict:
+        return _redact_dict(node)
+    if kind is list:
         return [redact_tree(item) for item in node]
-    return _scrub_alone(node) if isinstance(node, str) else node
+    if isinstance(node, str):
+        return _scrub_alone(node)
+    if isinstance(node, Mapping):
+        return _redact_dict(node)
+    if isinstance(node, (list, tuple)):
+        return [redact_tree(item) for item in node]
+    return node
 
 
-def _redact_entry(key: Any, value: Any) -> Any:
-    if value is None or value is True or value is False:
-        return value  # a switch or nothing: no secret to mask
-    if isinstance(key, str) and is_secret_key(key) and _is_leaf(value):
-        return REDACTED
-    return redact_tree(value)
+def _redact_dict(node: Mapping[Any, Any]) -> dict[Any, Any]:
+    """One mapping; the common leaves (records are mostly strings, numbers and switches) handled in line."""
+    out: dict[Any, Any] = {}
+    for key, value in node.items():
+        kind = type(value)
+        if value is None or kind is bool:
+            out[key] = value  # a switch or nothing: no secret to mask
+        elif isinstance(key, str) and is_secret_key(key) and _is_leaf(value):
+            out[key] = REDACTED
+        elif kind is str:
+            out[key] = _scrub_alone(value)
+        elif kind is int or kind is float:
+            out[key] = value
+        else:
+            out[key] = redact_tree(value)
+    return out
 
 
 def _is_leaf(value: Any) -> bool:

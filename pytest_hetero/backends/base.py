@@ -17,6 +17,7 @@ every platform), and the instance reads its options only from ``self.options``.
 
 from __future__ import annotations
 
+import functools
 import signal
 import socket
 import time
@@ -84,11 +85,11 @@ class JobSpec:
     #: The test's bound on the workload (its ``timeout_min``) when its command runs under ``timeout``; None: none.
     workload_timeout_s: float | None = None
 
-    @property
+    @functools.cached_property
     def stdout_path(self) -> Path:
         return self.workdir / "stdout.log"
 
-    @property
+    @functools.cached_property
     def stderr_path(self) -> Path:
         return self.workdir / "stderr.log"
 

@@ -39,6 +39,30 @@ from pytest_hetero.launchers.base import LaunchContext
 __all__ = ["LocalBackend", "LocalJobHandle", "LocalOptions"]
 
 
+class _InheritedEnvironment:
+    """This process's environment as a child gets it (bytes), encoded again only after it changed.
+
+    ``os.environ`` keeps its variables encoded (CPython's ``_data``): comparing those with the copy
+    taken last is one C-level dict comparison, where copying ``os.environ`` and encoding every
+    variable again cost about 70 µs a job (a trivial job's whole overhead is a few hundred).
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[bytes, bytes] = {}
+
+    def get(self) -> dict[bytes, bytes]:
+        """Never modified by the caller: merged into a new dict per job."""
+        data = getattr(os.environ, "_data", None)
+        if not isinstance(data, dict):  # not CPython's os.environ: encode it every time
+            return {os.fsencode(key): os.fsencode(value) for key, value in os.environ.items()}
+        if data != self._seen:
+            self._seen = dict(data)
+        return self._seen
+
+
+_INHERITED = _InheritedEnvironment()
+
+
 @dataclass(frozen=True)
 class LocalOptions(BackendOptions):
     """``backend.options`` of the local backend."""
@@ -115,7 +139,7 @@ class LocalBackend(Backend):
     def _start(self, spec: JobSpec) -> LocalJobHandle:
         become_subreaper()  # the job's orphans stay in this process's tree
         token = uuid.uuid4().hex
-        env = {**self._environment(spec), MARKER_ENV: token}
+        env = self._environment(spec, token)
         with open(spec.stdout_path, "wb") as out, open(spec.stderr_path, "wb") as err:
             try:
                 proc = subprocess.Popen(
@@ -134,11 +158,11 @@ class LocalBackend(Backend):
         handle.token = token
         return handle
 
-    def _environment(self, spec: JobSpec) -> dict[str, str]:
-        env = dict(os.environ) if self.options.inherit_env else {"PATH": os.environ.get("PATH", "")}
-        env.update(self.platform.environment.env)
-        env.update(spec.env)
-        return env
+    def _environment(self, spec: JobSpec, token: str) -> dict[bytes, bytes]:
+        """The job's environment, encoded (as ``Popen`` would encode it): inherited, platform's, job's, marker."""
+        base = _INHERITED.get() if self.options.inherit_env else {b"PATH": os.fsencode(os.environ.get("PATH", ""))}
+        extra = {**self.platform.environment.env, **spec.env, MARKER_ENV: token}
+        return {**base, **{os.fsencode(key): os.fsencode(value) for key, value in extra.items()}}
 
     def status(self, handle: JobHandle) -> JobState:
         job = narrow_handle(handle, LocalJobHandle)

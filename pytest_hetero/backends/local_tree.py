@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 import signal
 import sys
@@ -61,7 +60,8 @@ def become_subreaper() -> bool:
         _subreaper = False
         if sys.platform.startswith("linux"):
             with contextlib.suppress(OSError, AttributeError):
-                libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+                # The running interpreter's symbols, libc's among them: find_library would run ldconfig.
+                libc = ctypes.CDLL(None, use_errno=True)
                 _subreaper = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     return _subreaper
 
@@ -184,10 +184,22 @@ def _children() -> set[int] | None:
     pids: set[int] = set()
     try:
         for task in os.scandir("/proc/self/task"):
-            pids.update(int(pid) for pid in Path(task.path, "children").read_text().split())
+            pids.update(map(int, _read_small(f"{task.path}/children").split()))
     except OSError:
         return None
     return pids
+
+
+def _read_small(path: str) -> bytes:
+    """A small /proc file's bytes, with plain system calls (a polled job reads two: pathlib costs more)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _alive(pid: int) -> bool:

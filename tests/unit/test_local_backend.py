@@ -119,6 +119,24 @@ def test_inherit_env_false_passes_only_path_and_the_platform_env(
     assert run_job(LocalBackend(platform), spec).stdout() == "['FROM_PLATFORM', 'PATH']\n"
 
 
+def test_each_job_gets_the_environment_as_it_is_when_it_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The inherited environment is encoded once and reused: a variable set, changed or removed is seen."""
+    backend = LocalBackend(PLATFORM)
+    code = "import os; print(os.environ.get('HETERO_TEST_VAR', '-'), os.environ['FROM_SPEC'])"
+
+    def seen(name: str) -> str:
+        return run_job(backend, _spec(tmp_path / name, code)).stdout()
+
+    monkeypatch.delenv("HETERO_TEST_VAR", raising=False)
+    assert seen("a") == "- 1\n"
+    monkeypatch.setenv("HETERO_TEST_VAR", "first")
+    assert seen("b") == "first 1\n"
+    monkeypatch.setenv("HETERO_TEST_VAR", "second")
+    assert seen("c") == "second 1\n"
+    monkeypatch.delenv("HETERO_TEST_VAR")
+    assert seen("d") == "- 1\n"
+
+
 def test_torchrun_on_two_nodes_is_refused_not_run_on_one() -> None:
     """This host is one node: the local backend offers no rendezvous, so torchrun says so."""
     platform = Platform(
