@@ -169,6 +169,7 @@ class Ledger:
         self._open: dict[str, Window] = {}
         self._closed: dict[str | None, tuple[list[float], list[Window]]] = {}  # group -> ends (sorted), windows
         self._longest_s: dict[str | None, float] = {}  # group -> its longest closed window
+        self._mine: dict[bytes, Window] = {}  # lines written by this process and not read back yet
 
     def write(self, window: Window) -> None:
         """Append the window's current state; :class:`OSError` if the run directory is not writable."""
@@ -181,6 +182,7 @@ class Ledger:
             written = 0
             while written < len(line):  # unbuffered: on disk before the lock is let go
                 written += os.write(self._out, line[written:])
+        self._mine[line[:-1]] = Window.from_dict(vars(window))  # read back without parsing (see _read)
 
     def close(self) -> None:
         """Let go of the ledger's descriptors (reopened by the next write or read)."""
@@ -227,6 +229,10 @@ class Ledger:
         complete = data[: data.rfind(b"\n") + 1]  # a line being written is read next time
         self._offset += len(complete)
         for line in complete.splitlines():
+            mine = self._mine.pop(line, None)  # a line this process wrote: its window as written
+            if mine is not None:
+                self._index(mine)
+                continue
             with suppress(ValueError, KeyError, TypeError):
                 self._index(Window.from_dict(json.loads(line)))
 

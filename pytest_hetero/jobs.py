@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -155,8 +156,10 @@ def absolute_paths(argv: Sequence[str], command: Sequence[str], test_dir: Path) 
     """
     resolved = {}
     for token in command:
-        if token and not token.startswith("-") and not Path(token).is_absolute() and (test_dir / token).is_file():
-            resolved[token] = str((test_dir / token).resolve())
+        if token and not token.startswith("-") and not os.path.isabs(token):
+            candidate = os.path.join(test_dir, token)
+            if os.path.isfile(candidate):
+                resolved[token] = str(Path(candidate).resolve())
     return tuple(resolved.get(token, token) for token in argv)
 
 

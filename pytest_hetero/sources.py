@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import ast
 import functools
+import os
+import stat
 import sys
 import sysconfig
 from collections.abc import Iterator, Sequence
@@ -89,18 +91,18 @@ def command_files(command: Sequence[str], test_dir: Path) -> dict[str, Path]:
 
 
 def _argument_file(token: str, test_dir: Path, *, program: bool) -> Path | None:
+    """The file ``token`` names (relative to ``test_dir``), if any: one ``stat``, no path objects on the way."""
     if not token or token.startswith("-") or "\n" in token:
         return None
-    path = Path(token)
-    if path.is_absolute() and program:
+    absolute = os.path.isabs(token)
+    if absolute and program:
         return None  # the interpreter or a system tool, not the benchmark's code
-    path = path if path.is_absolute() else test_dir / path
+    name = token if absolute else os.path.join(test_dir, token)
     try:
-        if path.is_file() and path.stat().st_size <= MAX_FILE_BYTES:
-            return path
-    except OSError:
-        pass
-    return None
+        found = os.stat(name)
+    except (OSError, ValueError):
+        return None
+    return Path(name) if stat.S_ISREG(found.st_mode) and found.st_size <= MAX_FILE_BYTES else None
 
 
 def _label(path: Path, base: Path) -> str:

@@ -61,6 +61,7 @@ class _InheritedEnvironment:
 
 
 _INHERITED = _InheritedEnvironment()
+_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,9 @@ class LocalBackend(Backend):
         become_subreaper()  # the job's orphans stay in this process's tree
         token = uuid.uuid4().hex
         env = self._environment(spec, token)
-        with open(spec.stdout_path, "wb") as out, open(spec.stderr_path, "wb") as err:
+        out = os.open(spec.stdout_path, _LOG_FLAGS, 0o666)  # descriptors: no file objects to build and drop
+        try:
+            err = os.open(spec.stderr_path, _LOG_FLAGS, 0o666)
             try:
                 proc = subprocess.Popen(
                     list(spec.argv),
@@ -153,6 +156,10 @@ class LocalBackend(Backend):
                 )
             except OSError as exc:
                 raise SubmitError(f"cannot start {spec.argv[0]!r}: {exc.strerror or exc}") from exc
+            finally:
+                os.close(err)
+        finally:
+            os.close(out)
         track_leader(proc.pid)
         handle = LocalJobHandle(job_id=f"local-{proc.pid}", spec=spec, proc=proc, started_at=time.monotonic())
         handle.token = token
