@@ -140,50 +140,102 @@ def _platform_of(value: object, session: HeteroSession) -> Platform:
 
 
 def attach_benchmarks(items: list[pytest.Item], session: HeteroSession) -> None:
-    """Stash each parametrised item's :class:`Benchmark` for the run stages."""
-    # Cases of one test share its marks: read each set of marks once, not once per case.
-    declarations: dict[tuple[str, tuple[int, ...]], Declaration | None] = {}
-    # The marks of a case: its own (the function's and its parameters') and its parents', the same for
-    # every case of one class or module: looked up once per parent and set of own marks.
-    found_marks: dict[tuple[int, tuple[int, ...]], list[pytest.Mark]] = {}
-    references: dict[Path, Path] = {}
+    """Stash each parametrised item's :class:`Benchmark` for the run stages.
+
+    Cases of one test share most of what is looked up for them (their marks, declaration, platform,
+    verdict on the platform, references file): each is looked up once (10,000 cases collect in about
+    the time of 10,000 plain tests).
+    """
+    seen = _Seen(session)
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is None or PARAM not in callspec.params:
             continue
         assert isinstance(item, pytest.Function)
-        platform = _platform_of(callspec.params[PARAM], session)
-        marks_key = (id(item.parent), tuple(id(mark) for mark in item.own_markers))
-        marks = found_marks.get(marks_key)
-        if marks is None:
-            marks = found_marks[marks_key] = list(item.iter_markers(MARKER))
-        if not marks:
-            continue  # a case of a sweep that declares no benchmark: a plain test
-        key = (item.nodeid.split("[", 1)[0], tuple(id(mark) for mark in marks))
-        if key not in declarations:
-            declarations[key] = _declaration(item, marks)
-        found = declarations[key]
+        value = callspec.params[PARAM]
+        found = seen.declaration(item)
         decl = found and _with_params(item, found, callspec.params)
-        if decl is None or not _config_checked(item, decl):
+        if decl is None or not seen.config_checked(item, decl):
             continue
-        reason = incompatibility(decl, platform)
+        platform = seen.platform(value)
+        reason = seen.incompatibility(decl, platform)
         if reason and item.get_closest_marker("skip") is None:
             item.add_marker(pytest.mark.skip(reason=reason))
         item.stash[BENCH_KEY] = Benchmark(
             declaration=decl,
             platform=platform,
-            test_key=_case_key(item, callspec.params[PARAM]),
-            references_path=references.get(item.path)
-            or references.setdefault(item.path, item.path.parent / _REFERENCES),
+            test_key=_case_key(item, value, seen.file_name(item.path)),
+            references_path=seen.references(item.path),
         )
 
 
-def _case_key(item: pytest.Function, value: object) -> str:
+class _Seen:
+    """What :func:`attach_benchmarks` looked up already, by the cases that share it."""
+
+    def __init__(self, session: HeteroSession) -> None:
+        self.session = session
+        # The marks of a case: its own (the function's and its parameters') and its parents', the same for
+        # every case of one class or module: looked up once per parent and set of own marks.
+        self._marks: dict[tuple[int, tuple[int, ...]], tuple[list[pytest.Mark], tuple[int, ...]]] = {}
+        self._declarations: dict[tuple[int, str, tuple[int, ...]], Declaration | None] = {}
+        self._platforms: dict[object, Platform] = {}
+        self._checked: dict[int, tuple[Declaration, bool]] = {}
+        self._reasons: dict[tuple[int, int], tuple[Declaration, Platform, str | None]] = {}
+        self._references: dict[Path, Path] = {}
+        self._names: dict[Path, str] = {}
+
+    def declaration(self, item: pytest.Function) -> Declaration | None:
+        """The test's declaration (None: not a benchmark, or a mark that says nothing runnable)."""
+        marks_key = (id(item.parent), tuple(map(id, item.own_markers)))
+        found = self._marks.get(marks_key)
+        if found is None:
+            marks = list(item.iter_markers(MARKER))
+            found = self._marks[marks_key] = (marks, tuple(map(id, marks)))
+        marks, ids = found
+        if not marks:
+            return None  # a case of a sweep that declares no benchmark: a plain test
+        key = (id(item.parent), item.originalname, ids)
+        if key not in self._declarations:
+            self._declarations[key] = _declaration(item, marks)
+        return self._declarations[key]
+
+    def config_checked(self, item: pytest.Function, decl: Declaration) -> bool:
+        known = self._checked.get(id(decl))
+        if known is None or known[0] is not decl:  # the declaration itself is kept: its id is not reused
+            known = self._checked[id(decl)] = (decl, _config_checked(item, decl))
+        return known[1]
+
+    def platform(self, value: object) -> Platform:
+        found = self._platforms.get(value)
+        if found is None:
+            found = self._platforms[value] = _platform_of(value, self.session)
+        return found
+
+    def incompatibility(self, decl: Declaration, platform: Platform) -> str | None:
+        known = self._reasons.get((id(decl), id(platform)))
+        if known is None or known[0] is not decl or known[1] is not platform:
+            known = self._reasons[(id(decl), id(platform))] = (decl, platform, incompatibility(decl, platform))
+        return known[2]
+
+    def file_name(self, test_file: Path) -> str:
+        found = self._names.get(test_file)
+        if found is None:
+            found = self._names[test_file] = test_file.name
+        return found
+
+    def references(self, test_file: Path) -> Path:
+        found = self._references.get(test_file)
+        if found is None:
+            found = self._references[test_file] = test_file.parent / _REFERENCES
+        return found
+
+
+def _case_key(item: pytest.Function, value: object, file_name: str) -> str:
     """The case's reference and history key; a sweep's count is part of it."""
     if isinstance(value, tuple):
         name, resource, count = value
-        return scaled_key(case_key(item, case_id(name, resource, count)), resource, count)
-    return case_key(item, str(value))
+        return scaled_key(case_key(item, case_id(name, resource, count), file_name), resource, count)
+    return case_key(item, str(value), file_name)
 
 
 def _config_checked(item: pytest.Function, decl: Declaration) -> bool:

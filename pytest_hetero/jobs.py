@@ -11,13 +11,12 @@ still change it through ``pytest_hetero_modify_jobspec``.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import math
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -34,25 +33,39 @@ from pytest_hetero.workloads.protocol import job_environment, repeat_seed
 __all__ = ["Benchmark", "TimeLimits", "build_jobspec", "case_key", "job_workdir", "will_skip"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Benchmark:
-    """One collected item's benchmark: declaration × platform."""
+    """One collected item's benchmark: declaration × platform.
+
+    Slotted (one per collected case: a run of 10,000 cases keeps 10,000); its fingerprints and
+    bundle are computed on first use and kept.
+    """
 
     declaration: Declaration
     platform: Platform
     test_key: str
     references_path: Path  # next to the test file
+    _fingerprints: Fingerprints | None = field(default=None, init=False, repr=False, compare=False)
+    _bundle: Bundle | None = field(default=None, init=False, repr=False, compare=False)
 
-    @functools.cached_property
+    @property
     def fingerprints(self) -> Fingerprints:
         """Of the workload's code and config, and of the platform; taken when its first job is built."""
-        test_dir = self.references_path.parent  # the job's working directory
-        return fingerprints(self.declaration.workload, self.platform, test_dir)
+        found = self._fingerprints
+        if found is None:
+            test_dir = self.references_path.parent  # the job's working directory
+            found = fingerprints(self.declaration.workload, self.platform, test_dir)
+            object.__setattr__(self, "_fingerprints", found)  # frozen: set once, like a cached property
+        return found
 
-    @functools.cached_property
+    @property
     def bundle(self) -> Bundle:
         """The workload's code as it travels with the job; built when its first job is."""
-        return build_bundle(self.declaration.workload, self.references_path.parent)
+        found = self._bundle
+        if found is None:
+            found = build_bundle(self.declaration.workload, self.references_path.parent)
+            object.__setattr__(self, "_bundle", found)
+        return found
 
 
 @dataclass(frozen=True)
@@ -174,8 +187,11 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:120]
 
 
-def case_key(item: pytest.Item, platform: str | None) -> str:
-    """``file.py::test[params]`` without the platform id: the key of references and history."""
+def case_key(item: pytest.Item, platform: str | None, file_name: str | None = None) -> str:
+    """``file.py::test[params]`` without the platform id: the key of references and history.
+
+    ``file_name``: the test file's name, where the caller has it already (collection, per case).
+    """
     name = getattr(item, "originalname", item.name)
     params = item.name[len(name) + 1 : -1] if item.name != name else ""
     if platform and params == platform:
@@ -184,7 +200,7 @@ def case_key(item: pytest.Item, platform: str | None) -> str:
         params = params[: -len(platform) - 1]
     elif platform and params.startswith(f"{platform}-"):
         params = params[len(platform) + 1 :]
-    return f"{item.path.name}::{name}" + (f"[{params}]" if params else "")
+    return f"{file_name or item.path.name}::{name}" + (f"[{params}]" if params else "")
 
 
 def will_skip(item: pytest.Item) -> bool:
