@@ -8,7 +8,6 @@ host their speed bands do not apply (see :mod:`pytest_hetero.check.references`).
 from __future__ import annotations
 
 import os
-import platform as pyplatform
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -67,7 +66,9 @@ def cpu_model() -> str:
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return pyplatform.processor() or "unknown"
+    import platform  # where /proc/cpuinfo says nothing: rare, and the module costs a few regexes to load
+
+    return platform.processor() or "unknown"
 
 
 def _cpu_count() -> int:

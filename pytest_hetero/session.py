@@ -27,8 +27,6 @@ from pytest_hetero.isolation import Isolation
 from pytest_hetero.jobs import Benchmark, build_jobspec, job_workdir, will_skip
 from pytest_hetero.options import HeteroOptions
 from pytest_hetero.progress import Progress
-from pytest_hetero.provenance import host_provenance
-from pytest_hetero.pybench import machine_info
 from pytest_hetero.results import BenchmarkResult, ResultRecord
 from pytest_hetero.scheduler import Job, Scheduler
 from pytest_hetero.xdist_plan import assigned_indices, note_benchmarks
@@ -104,6 +102,9 @@ class HeteroSession:
         machine-info probe (pytest-benchmark's cpuinfo subprocess).
         """
         if self._provenance is None:
+            from pytest_hetero.provenance import host_provenance  # only for runs that write a report
+            from pytest_hetero.pybench import machine_info
+
             self._provenance = {**host_provenance(), "machine_info": machine_info(self.config)}
         return self._provenance
 

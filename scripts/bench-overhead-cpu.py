@@ -7,9 +7,16 @@ alternating, after one untimed run of each. The children cache their bytecode in
 temporary ``PYTHONPYCACHEPREFIX`` even where ``PYTHONDONTWRITEBYTECODE`` is set (as in
 the project's shells), as an installed plugin would have it; ``--compile-each-run``
 keeps the caller's setting, so every run compiles the plugin's modules (about 0.2 s).
-Also prints the size of a trivial test's record in the JSON report, as written. Usage::
+Also prints the size of a trivial test's record in the JSON report, as written.
 
-    .venv/bin/python scripts/bench-overhead-cpu.py --cases 300 --repeats 3
+The plugin keeps each job's two logs in a directory of its own (three inodes a job); plain
+pytest writes none. On this project's VMs ext4 makes inode allocation slow for a while after
+many deletions (the allocator skips recently deleted inodes one by one: ``perf`` shows
+``recently_deleted``/``find_inode_bit``), which test suites and this script's own clean-up
+cause; ``--tmpfs DIR`` adds a third run of the plugin with ``--hetero-output-dir`` on ``DIR``
+(a tmpfs such as /dev/shm) in the same rounds, which takes the filesystem out. Usage::
+
+    .venv/bin/python scripts/bench-overhead-cpu.py --cases 300 --repeats 3 [--tmpfs /dev/shm]
 """
 
 from __future__ import annotations
@@ -42,24 +49,29 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compile-each-run", action="store_true", help="keep PYTHONDONTWRITEBYTECODE as it is")
+    parser.add_argument("--tmpfs", type=Path, help="also run the plugin with its output directory under this tmpfs")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory(dir=args.tmpfs) as fast:
         env = child_env(None if args.compile_each_run else Path(tmp, "pycache"))
         plugin = bench_overhead._suite(Path(tmp), "plugin", bench_overhead.PLUGIN_TEST, args.cases)
         plain = bench_overhead._suite(Path(tmp), "plain", bench_overhead.PLAIN_TEST, args.cases)
+        runs: dict[str, tuple[Path, tuple[str, ...]]] = {"plugin": (plugin, ()), "plain": (plain, ("-p", "no:hetero"))}
+        if args.tmpfs is not None:
+            runs["plugin, output on tmpfs"] = (plugin, (f"--hetero-output-dir={fast}",))
         _cpu_s(plugin, env, "--hetero-json=report.json")  # untimed: bytecode cached, and the record's size
         _cpu_s(plain, env, "-p", "no:hetero")
-        a, b = [], []
-        for _ in range(args.repeats):
-            a.append(_cpu_s(plugin, env))
-            b.append(_cpu_s(plain, env, "-p", "no:hetero"))
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(args.repeats):  # alternating
+            for name, (directory, extra) in runs.items():
+                times[name].append(_cpu_s(directory, env, *extra))
         records = json.loads((plugin / "report.json").read_text())["results"]
         record_kb = statistics.median(len(json.dumps(r, separators=(",", ":"))) for r in records) / 1024
-    a_ms, b_ms = statistics.median(a) / args.cases * 1e3, statistics.median(b) / args.cases * 1e3
+    ms = {name: statistics.median(values) / args.cases * 1e3 for name, values in times.items()}
     bytecode = "compiled each run" if args.compile_each_run else "bytecode cached"
+    tmpfs = "".join(f", on tmpfs {v:.1f} ms (ratio {v / ms['plain']:.2f})" for k, v in ms.items() if "tmpfs" in k)
     print(
-        f"{args.cases} cases ({bytecode}): pytest-hetero {a_ms:.1f} ms CPU/test, "
-        f"plain subprocess {b_ms:.1f} ms, ratio {a_ms / b_ms:.2f}; "
+        f"{args.cases} cases ({bytecode}): pytest-hetero {ms['plugin']:.1f} ms CPU/test{tmpfs}, "
+        f"plain subprocess {ms['plain']:.1f} ms, ratio {ms['plugin'] / ms['plain']:.2f}; "
         f"a trivial record {record_kb:.2f} KB (compact JSON, as written)"
     )
 

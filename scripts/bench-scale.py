@@ -19,10 +19,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 FIGURES = [
-    ("bench-overhead-cpu.py", "--cases", "300", "--repeats", "3"),
+    ("bench-overhead-cpu.py", "--cases", "300", "--repeats", "5", "--tmpfs", "/dev/shm"),
     ("bench-scheduler.py", "per-job", "--queued", "500", "10000"),
     ("bench-xdist.py", "--items", "10", "--sleep-s", "5", "--max-jobs", "10", "--repeats", "2"),
-    ("bench-collection.py", "--items", "10000", "--repeats", "3"),
+    ("bench-collection.py", "--items", "10000", "--repeats", "5"),
     ("bench-k8s.py", "--pods", "20"),
     ("bench-scheduler.py", "in-flight", "--jobs", "2000"),
     ("bench-slurm-serial.py", "--jobs", "5", "--sleep-s", "5"),

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import signal
-import socket
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -239,7 +238,11 @@ class Backend(ABC):
         Backends whose jobs run on this host share it: one group per host, one job at a time.
         Others share nothing unless the catalogue says so.
         """
-        return ResourceGroup(f"host:{socket.gethostname()}") if cls.runs_on_this_host else None
+        if not cls.runs_on_this_host:
+            return None
+        import socket  # only for backends on this host, once per platform
+
+        return ResourceGroup(f"host:{socket.gethostname()}")
 
     @property
     def resource_group(self) -> ResourceGroup | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -15,7 +14,9 @@ NO_VERDICT = "no verdict"
 
 
 def esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    from html import escape  # loaded with the first HTML written: the terminal shares this module
+
+    return escape(str(text), quote=True)
 
 
 def num(value: float | None) -> str:
