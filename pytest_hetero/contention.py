@@ -31,6 +31,8 @@ from pytest_hetero.config.models import ResourceGroup
 from pytest_hetero.flock import exclusive
 
 _BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
+#: Lines this process wrote and has not read back, kept to index them without parsing: at most this many.
+_MINE_MAX = 4096
 
 __all__ = [
     "Contention",
@@ -182,6 +184,8 @@ class Ledger:
             written = 0
             while written < len(line):  # unbuffered: on disk before the lock is let go
                 written += os.write(self._out, line[written:])
+        if len(self._mine) >= _MINE_MAX:  # a run that never reads back (no resource group): parsed if it does
+            self._mine.clear()
         self._mine[line[:-1]] = Window.from_dict(vars(window))  # read back without parsing (see _read)
 
     def close(self) -> None:

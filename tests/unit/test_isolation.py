@@ -233,3 +233,22 @@ def test_a_pending_job_starts_later_than_its_submission(tmp_path: Path) -> None:
     assert opened <= moved == window.start_unix_s
     assert isolation.ledger is not None
     assert [w.start_unix_s for w in isolation.ledger.windows()] == [moved]
+
+
+def test_ledger_reads_its_own_lines_back_as_written_even_past_its_memory_of_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its own lines are indexed without parsing while remembered, parsed once forgotten: the same windows."""
+    monkeypatch.setattr("pytest_hetero.contention._MINE_MAX", 3)
+    ledger = Ledger(tmp_path / "run" / "windows.jsonl")
+    written = []
+    for i in range(8):  # more than it remembers, none read back meanwhile
+        window = _window(f"j{i}#0", float(i), None)
+        ledger.write(window)
+        window.end_unix_s = i + 0.5
+        ledger.write(window)
+        written.append((window.id, window.job, window.start_unix_s, window.end_unix_s))
+    window.end_unix_s = 99.0  # changed after its last write: the ledger keeps what was written
+    seen = sorted((w.id, w.job, w.start_unix_s, w.end_unix_s) for w in ledger.windows())
+    assert seen == sorted(written)
+    assert Ledger(ledger.path).windows() == ledger.windows()  # a process that parses every line agrees
