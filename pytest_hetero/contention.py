@@ -20,7 +20,6 @@ import bisect
 import json
 import os
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from typing import Any, TypedDict
 
 from pytest_hetero.config.models import ResourceGroup
 from pytest_hetero.flock import exclusive
+from pytest_hetero.ids import new_id
 
 _BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 #: Lines this process wrote and has not read back, kept to index them without parsing: at most this many.
@@ -87,7 +87,7 @@ class Window:
     job_id: str | None = None
     load_avg_start: list[float] | None = None
     load_avg_end: list[float] | None = None
-    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    id: str = field(default_factory=lambda: new_id(16))
     #: Seen past pending once: from then on the start stays where it is.
     seen_running: bool = False
 
@@ -97,6 +97,12 @@ class Window:
         mine_end = inf if self.end_unix_s is None else self.end_unix_s
         other_end = inf if other.end_unix_s is None else other.end_unix_s
         return self.start_unix_s < other_end and other.start_unix_s < mine_end
+
+    def snapshot(self) -> Window:
+        """A copy of the window as it is now (its fields are replaced, never changed in place)."""
+        copied = object.__new__(Window)
+        copied.__dict__.update(self.__dict__)
+        return copied
 
     def as_record(self) -> WindowRecord:
         return {
@@ -186,7 +192,7 @@ class Ledger:
                 written += os.write(self._out, line[written:])
         if len(self._mine) >= _MINE_MAX:  # a run that never reads back (no resource group): parsed if it does
             self._mine.clear()
-        self._mine[line[:-1]] = Window.from_dict(vars(window))  # read back without parsing (see _read)
+        self._mine[line[:-1]] = window.snapshot()  # as written, read back without parsing (see _read)
 
     def close(self) -> None:
         """Let go of the ledger's descriptors (reopened by the next write or read)."""

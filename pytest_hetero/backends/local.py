@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,7 @@ from pytest_hetero.backends.local_tree import (
     track_leader,
 )
 from pytest_hetero.errors import SubmitError
+from pytest_hetero.ids import new_id
 from pytest_hetero.interrupts import HURRY
 from pytest_hetero.launchers.base import LaunchContext
 
@@ -61,6 +62,14 @@ class _InheritedEnvironment:
 
 
 _INHERITED = _InheritedEnvironment()
+
+
+@functools.cache
+def _devnull() -> int:
+    """A descriptor of /dev/null, opened once: every job's stdin (``subprocess.DEVNULL`` opens one a job)."""
+    return os.open(os.devnull, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+
+
 _LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -139,7 +148,7 @@ class LocalBackend(Backend):
 
     def _start(self, spec: JobSpec) -> LocalJobHandle:
         become_subreaper()  # the job's orphans stay in this process's tree
-        token = uuid.uuid4().hex
+        token = new_id()
         env = self._environment(spec, token)
         out = os.open(spec.stdout_path, _LOG_FLAGS, 0o666)  # descriptors: no file objects to build and drop
         try:
@@ -149,7 +158,7 @@ class LocalBackend(Backend):
                     list(spec.argv),
                     stdout=out,
                     stderr=err,
-                    stdin=subprocess.DEVNULL,
+                    stdin=_devnull(),
                     cwd=spec.cwd or spec.workdir,
                     env=env,
                     start_new_session=True,
