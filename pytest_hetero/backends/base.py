@@ -184,6 +184,14 @@ def tail_of(*paths: Path, lines: int = 20) -> str:
     return "\n".join(parts)
 
 
+@functools.cache
+def _host_group() -> ResourceGroup:
+    """This host's resource group (asked for each job: looked up once)."""
+    import socket  # only for backends on this host
+
+    return ResourceGroup(f"host:{socket.gethostname()}")
+
+
 class Backend(ABC):
     """Where a job runs. One instance per platform and session.
 
@@ -238,11 +246,7 @@ class Backend(ABC):
         Backends whose jobs run on this host share it: one group per host, one job at a time.
         Others share nothing unless the catalogue says so.
         """
-        if not cls.runs_on_this_host:
-            return None
-        import socket  # only for backends on this host, once per platform
-
-        return ResourceGroup(f"host:{socket.gethostname()}")
+        return _host_group() if cls.runs_on_this_host else None
 
     @property
     def resource_group(self) -> ResourceGroup | None:
