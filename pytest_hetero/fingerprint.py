@@ -72,14 +72,20 @@ def _digest(value: object) -> str:
 
 def fingerprints(workload: Workload, platform: Platform, test_dir: Path) -> Fingerprints:
     """Fingerprints of ``workload`` (its code as found from ``test_dir``, the job's directory) on ``platform``."""
-    code = code_hashes(workload, test_dir)
+    code = tuple(code_hashes(workload, test_dir).items())  # sorted by label
     platform_hash, parts = _platform_fingerprint(platform)
     return Fingerprints(
-        workload=_digest({"config_hash": workload.config_hash, "code": code}),
+        workload=_workload_digest(workload.config_hash, code),
         platform=platform_hash,
-        code=tuple(sorted(code.items())),
+        code=code,
         platform_parts=parts,
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _workload_digest(config_hash: str, code: Pairs) -> str:
+    """The cases of one test share their workload: its digest is taken once per config and code."""
+    return _digest({"config_hash": config_hash, "code": dict(code)})
 
 
 #: id(platform) -> (the platform, its fingerprint, its parts): a platform is fingerprinted once per run.

@@ -9,8 +9,7 @@ lock belongs to an open file, so the kernel drops it when the process dies.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -71,17 +70,29 @@ def try_lock(path: Path) -> Held | None:
     return Held(fd=fd)
 
 
-@contextmanager
-def exclusive(fd: int, lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the open descriptor ``fd`` (``lock_path`` where flock is missing), waiting."""
-    if fcntl is None:  # pragma: no cover - Windows
-        from filelock import FileLock  # only where flock is missing
+class exclusive:  # lower case: used as a function: ``with exclusive(fd, path):``
+    """Hold an exclusive lock on the open descriptor ``fd`` (``lock_path`` where flock is missing), waiting.
 
-        with FileLock(lock_path, thread_local=False):
-            yield
-        return
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
+    A class, not a generator context manager: the window ledger takes it for every line it appends.
+    """
+
+    __slots__ = ("_fd", "_lock", "_lock_path")
+
+    def __init__(self, fd: int, lock_path: Path) -> None:
+        self._fd, self._lock_path = fd, lock_path
+        self._lock: FileLock | None = None
+
+    def __enter__(self) -> None:
+        if fcntl is None:  # pragma: no cover - Windows
+            from filelock import FileLock  # only where flock is missing
+
+            self._lock = FileLock(self._lock_path, thread_local=False)
+            self._lock.acquire()
+            return
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._lock is not None:  # pragma: no cover - Windows
+            self._lock.release()
+            return
+        fcntl.flock(self._fd, fcntl.LOCK_UN)

@@ -65,10 +65,15 @@ _ANY_WORD = re.compile(r"password|passwd|secret|token|credential|key|auth", re.I
 _REGISTERED: set[str] = set()
 
 
+#: The registered values long enough to scrub from free text, longest first (no partial leftovers).
+_REGISTERED_BY_LENGTH: list[str] = []
+
+
 def register_secret(value: str) -> None:
     """Mask ``value`` in every output from now on (empty values are ignored)."""
     if value:
         _REGISTERED.add(value)
+    _REGISTERED_BY_LENGTH[:] = sorted((v for v in _REGISTERED if len(v) >= _MIN_SCRUB_LEN), key=len, reverse=True)
     _scrub_alone.cache_clear()
 
 
@@ -110,7 +115,8 @@ def redact_urls(text: str) -> str:
 
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` without the given and the registered secret values, URL passwords and secret assignments."""
-    for value in sorted({*secrets, *_REGISTERED}, key=len, reverse=True):  # longest first: no partial leftovers
+    values = sorted({*secrets, *_REGISTERED}, key=len, reverse=True) if secrets else _REGISTERED_BY_LENGTH
+    for value in values:  # longest first: no partial leftovers
         if len(value) >= _MIN_SCRUB_LEN:
             text = text.replace(value, REDACTED)
     if ("=" in text or ":" in text) and _ANY_WORD.search(text):

@@ -45,3 +45,17 @@ def test_assignments_mask_values_but_not_switches() -> None:
     assert scrub(text) == (
         "automountServiceAccountToken: false\nHF_TOKEN=*** enable_auth=true token: *** ms_per_token: 0.5"
     )
+
+
+def test_registered_secrets_are_scrubbed_longest_first_with_or_without_more(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pytest_hetero.redact as redact
+
+    monkeypatch.setattr(redact, "_REGISTERED", set())
+    monkeypatch.setattr(redact, "_REGISTERED_BY_LENGTH", [])
+    redact.register_secret("abcd")
+    redact.register_secret("abcdefgh")  # contains the first: masked whole, not as "***efgh"
+    redact.register_secret("xyz")  # too short for free text
+    assert scrub("pw abcdefgh and abcd, xyz") == f"pw {REDACTED} and {REDACTED}, xyz"
+    assert scrub("pw abcdefgh and qrstuvw", ["qrstuvw"]) == f"pw {REDACTED} and {REDACTED}"
+    redact.register_secret("abcdefghij")  # registered later: the order follows
+    assert scrub("abcdefghij") == REDACTED
