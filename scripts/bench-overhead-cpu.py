@@ -9,6 +9,10 @@ the project's shells), as an installed plugin would have it; ``--compile-each-ru
 keeps the caller's setting, so every run compiles the plugin's modules (about 0.2 s).
 Also prints the size of a trivial test's record in the JSON report, as written.
 
+A third suite, the plain tests with a ``conftest.py`` that gives them what pytest charges any plugin
+shaped like this one (an autouse fixture, a fixture on top of it, two hook wrappers, a report hook;
+all empty), separates pytest's share of the difference from the plugin's own work.
+
 The plugin keeps each job's two logs in a directory of its own (three inodes a job); plain
 pytest writes none. On this project's VMs ext4 makes inode allocation slow for a while after
 many deletions (the allocator skips recently deleted inodes one by one: ``perf`` shows
@@ -33,6 +37,40 @@ from pathlib import Path
 import bench_overhead  # scripts/ is on sys.path: this script's directory
 from bench_overhead import child_env
 
+#: The plain test, asking for the fixture the plugin's tests ask for.
+_SHAPED_TEST = bench_overhead.PLAIN_TEST.replace("def test_case(case):", "def test_case(case, hetero_result):")
+#: What pytest does for a plugin shaped like this one, with nothing in it.
+_SHAPED_CONFTEST = """
+import pytest
+
+KEY = pytest.StashKey[object]()
+
+
+@pytest.fixture(autouse=True)
+def _hetero_platform(request):
+    return (request.node.nodeid, None, 1)
+
+
+@pytest.fixture
+def hetero_result(_hetero_platform):
+    return _hetero_platform[2]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    item.stash.get(KEY, None)
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    return (yield)
+
+
+def pytest_runtest_logreport(report):
+    getattr(report, "hetero_record", None)
+"""
+
 
 def _cpu_s(directory: Path, env: dict[str, str], *extra: str) -> float:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -55,7 +93,13 @@ def main() -> None:
         env = child_env(None if args.compile_each_run else Path(tmp, "pycache"))
         plugin = bench_overhead._suite(Path(tmp), "plugin", bench_overhead.PLUGIN_TEST, args.cases)
         plain = bench_overhead._suite(Path(tmp), "plain", bench_overhead.PLAIN_TEST, args.cases)
-        runs: dict[str, tuple[Path, tuple[str, ...]]] = {"plugin": (plugin, ()), "plain": (plain, ("-p", "no:hetero"))}
+        shaped = bench_overhead._suite(Path(tmp), "shaped", _SHAPED_TEST, args.cases)
+        (shaped / "conftest.py").write_text(_SHAPED_CONFTEST)
+        runs: dict[str, tuple[Path, tuple[str, ...]]] = {
+            "plugin": (plugin, ()),
+            "plain": (plain, ("-p", "no:hetero")),
+            "shaped": (shaped, ("-p", "no:hetero")),
+        }
         if args.tmpfs is not None:
             runs["plugin, output on tmpfs"] = (plugin, (f"--hetero-output-dir={fast}",))
         _cpu_s(plugin, env, "--hetero-json=report.json")  # untimed: bytecode cached, and the record's size
@@ -72,7 +116,8 @@ def main() -> None:
     print(
         f"{args.cases} cases ({bytecode}): pytest-hetero {ms['plugin']:.1f} ms CPU/test{tmpfs}, "
         f"plain subprocess {ms['plain']:.1f} ms, ratio {ms['plugin'] / ms['plain']:.2f}; "
-        f"a trivial record {record_kb:.2f} KB (compact JSON, as written)"
+        f"plain with the plugin's fixtures and hooks, empty, {ms['shaped']:.1f} ms "
+        f"(ratio {ms['shaped'] / ms['plain']:.2f}); a trivial record {record_kb:.2f} KB (compact JSON, as written)"
     )
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 FIGURES = [
-    ("bench-overhead-cpu.py", "--cases", "300", "--repeats", "5", "--tmpfs", "/dev/shm"),  # noqa: S108 - tmpfs on purpose
+    ("bench-overhead-cpu.py", "--cases", "300", "--repeats", "9", "--tmpfs", "/dev/shm"),  # noqa: S108 - tmpfs on purpose
     ("bench-scheduler.py", "per-job", "--queued", "500", "10000"),
     ("bench-xdist.py", "--items", "10", "--sleep-s", "5", "--max-jobs", "10", "--repeats", "2"),
     ("bench-collection.py", "--items", "10000", "--repeats", "5"),
