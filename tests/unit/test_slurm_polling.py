@@ -85,6 +85,21 @@ def test_a_running_job_whose_script_exited_0_is_complete_before_sacct_says_so(tm
     assert (job.exit_code, job.elapsed_s, job.job_id in backend._unfinished) == (0, 1.5, False)
 
 
+def test_a_job_sacct_first_sees_running_is_complete_in_the_same_poll_if_its_script_has_exited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A short job can start and end between two sacct calls, or end while sacct runs: the file is read after it."""
+    _fake_sacct(tmp_path, monkeypatch)
+    platform = _platform()
+    backend = SlurmBackend(platform)
+    job = _handle("101", platform, tmp_path)  # sacct says RUNNING
+    backend._unfinished[job.job_id] = job
+    (tmp_path / EXIT_FILE).write_text("0 100.0 100.5\n")
+    assert job.state is JobState.PENDING  # so the file is not looked at before sacct
+    assert backend.statuses([job]) == [JobState.COMPLETED]
+    assert (job.exit_code, job.elapsed_s) == (0, 0.5)
+
+
 class PatientSlurm(SlurmBackend):
     poll_initial_s = 30.0  # so that the test's quick calls all fall within one interval, however loaded the host
 
