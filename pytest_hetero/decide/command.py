@@ -68,7 +68,7 @@ def _run(args: argparse.Namespace, loader: Loader) -> int:
     reports = [(str(path), loader(path)) for path in args.reports]
     rankings = rank(reports, model, args.objective, Constraints(args.budget, args.deadline))
     _warn_unpriced(rankings, model)
-    _refuse_no_energy(args.objective, rankings)
+    _refuse_no_figure(args.objective, rankings, model)
     emit(_render(args.format, rankings), args.output)
     if args.annotate is not None:
         for path, report in reports:
@@ -84,18 +84,25 @@ def _warn_unpriced(rankings: Sequence[WorkloadRanking], model: CostModel | None)
         print(f"pytest-hetero rank: warning: {unpriced_message(model, platform)}: its cost is unknown", file=sys.stderr)
 
 
-def _refuse_no_energy(objective: str, rankings: Sequence[WorkloadRanking]) -> None:
-    """``--objective energy`` with no energy figure at all (none measured, no nominal power): an error."""
-    if objective != "energy" or any(r.ranked for r in rankings):
+def _refuse_no_figure(objective: str, rankings: Sequence[WorkloadRanking], model: CostModel | None) -> None:
+    """``--objective cost|energy`` where no result has that figure: an error, not an empty ranking (exit 4)."""
+    if objective == "time" or any(r.ranked for r in rankings):
         return
     missing = [r for ranking in rankings for r in ranking.refused if r.missing]
-    if missing:
-        platforms = ", ".join(sorted({r.platform for r in missing}))
+    if not missing:
+        return
+    platforms = ", ".join(sorted({r.platform for r in missing}))
+    if objective == "cost":
+        source = f"the costs file {model.path}" if model is not None and model.path else "the costs file"
         raise ConfigError(
-            f"--objective energy: no result has an energy figure ({platforms}): none measured energy "
-            "(no energy_j metric: no readable RAPL, NVML or AMD SMI counters) and no costs file gives "
-            "the platform's nominal power to estimate it from: give --costs FILE"
+            f"--objective cost: no result has a cost ({platforms}): {source} prices none of these platforms "
+            "(see the warnings above for the closest priced names)"
         )
+    raise ConfigError(
+        f"--objective energy: no result has an energy figure ({platforms}): none measured energy "
+        "(no energy_j metric: no readable RAPL, NVML or AMD SMI counters) and no costs file gives "
+        "the platform's nominal power to estimate it from: give --costs FILE"
+    )
 
 
 def annotate(report: Mapping[str, Any], model: CostModel | None) -> dict[str, Any]:

@@ -65,6 +65,19 @@ def test_rank_command_warns_of_each_unpriced_platform(
     assert "within the budget" not in captured.out
 
 
+def test_cost_when_the_costs_file_prices_no_measured_platform_is_refused(
+    costs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    costs.write_text(COSTS.replace("  owned:\n", "  owned-cpu:\n").replace("  rented:\n", "  rented-cpu:\n"))
+    path = valid_report(tmp_path, ("owned", "rented"))
+    assert main(["rank", str(path), "--costs", str(costs), "--objective", "cost"]) == 4
+    captured = capsys.readouterr()
+    assert "warning: platform 'owned' is not priced" in captured.err  # each with its closest name, first
+    assert f"--objective cost: no result has a cost (owned, rented): the costs file {costs} prices none" in captured.err
+    assert captured.out == ""  # no empty ranking
+    assert main(["rank", str(path), "--costs", str(costs), "--objective", "time"]) == 0  # time needs no price
+
+
 def test_energy_without_measured_energy_or_costs_is_refused(
     costs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
