@@ -71,6 +71,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
         session.shutdown()  # idempotent; covers runs that never reached sessionfinish
+        session.release()  # the reports are written: not walked by pytest's garbage collections at exit
         del config.stash[SESSION_KEY]
     if interrupts is not None:
         interrupts.restore()
