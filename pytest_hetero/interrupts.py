@@ -21,10 +21,10 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from types import FrameType
+from types import FrameType, TracebackType
 from typing import Any
 
-__all__ = ["HURRY", "InterruptedSubmission", "Interrupts"]
+__all__ = ["HURRY", "InterruptedSubmission", "Interrupts", "mend_traceback"]
 
 #: Set by the second and later signals: clean-up should not wait out grace periods.
 HURRY = threading.Event()
@@ -80,3 +80,38 @@ class InterruptedSubmission(KeyboardInterrupt):
     def __init__(self, message: str, job_id: str | None) -> None:
         super().__init__(message)
         self.job_id = job_id
+
+
+def mend_traceback(exc: BaseException) -> None:
+    """Give every entry of ``exc``'s tracebacks (its causes' and contexts' too) a line number.
+
+    A signal handler raises at whatever instruction the main thread was at, and on Python 3.11 some
+    instructions (the clean-up code of a ``with`` or ``try``) map to no line: that entry's ``tb_lineno``
+    is None, and pytest, formatting the KeyboardInterrupt, fails on it with a TypeError (exit 1, a
+    traceback, instead of "interrupted"). Such an entry is replaced by one that names the nearest line
+    before it. The first entry (the frame that caught the exception) is never one of them.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        entry = exc.__traceback__
+        while entry is not None and entry.tb_next is not None:
+            following = entry.tb_next
+            if following.tb_lineno is None:
+                entry.tb_next = TracebackType(
+                    following.tb_next, following.tb_frame, following.tb_lasti, _line_before(following)
+                )
+            entry = entry.tb_next
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+
+
+def _line_before(entry: TracebackType) -> int:
+    """The line of the last instruction at or before ``entry``'s that has one (else the code's first)."""
+    code = entry.tb_frame.f_code
+    line = code.co_firstlineno
+    for start, _end, number in code.co_lines():
+        if start > entry.tb_lasti:
+            break
+        if number is not None:
+            line = number
+    return line

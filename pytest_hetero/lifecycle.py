@@ -17,7 +17,7 @@ from pytest_hetero.fingerprint import unpaired_notes
 from pytest_hetero.handover import hand_over, take_over
 from pytest_hetero.history import HistoryStore
 from pytest_hetero.host_fingerprint import host_fingerprint
-from pytest_hetero.interrupts import Interrupts
+from pytest_hetero.interrupts import Interrupts, mend_traceback
 from pytest_hetero.isolation import group_conflicts
 from pytest_hetero.jobs import Benchmark
 from pytest_hetero.launchers import get_launcher
@@ -120,12 +120,21 @@ class ReportCollector:
         self.interrupts = interrupts or Interrupts()
         self.failures = {"performance": 0, "other": 0}
 
+    @pytest.hookimpl(trylast=True)  # after other plugins' (a conftest's too): they see the record on the report
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = getattr(report, "hetero_record", None)
         if report.failed:
             self.failures["performance" if is_performance_failure(record) else "other"] += 1
         if record is not None and not self.hetero.is_worker:
             self.hetero.add_record(record)
+            # Held by the session alone from here, so it goes when the session ends, before pytest's full
+            # garbage collections at exit (the reports stay alive for the terminal summary: each collection
+            # would walk every record again).
+            del report.hetero_record
+
+    @pytest.hookimpl(tryfirst=True)  # before the terminal formats it
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        mend_traceback(excinfo.value)  # raised by a signal: possibly at an instruction with no line
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:

@@ -83,3 +83,35 @@ def test_an_ignored_sigint_stays_ignored() -> None:
 def test_an_interrupted_submission_is_a_keyboard_interrupt_with_the_job_it_cancelled() -> None:
     error = InterruptedSubmission("signal 2", "4242")
     assert isinstance(error, KeyboardInterrupt) and error.job_id == "4242"
+
+
+#: A test that is interrupted the way a signal can interrupt it on Python 3.11: the KeyboardInterrupt's
+#: traceback ends at an instruction with no line (the clean-up code of a ``with``), its ``tb_lineno`` None.
+_INTERRUPTED_AT_NO_LINE = """
+import sys
+import types
+
+
+def _frame():
+    frame = sys._getframe()
+    with open(__file__) as handle:
+        handle.read(1)
+    return frame
+
+
+def test_interrupted():
+    frame = _frame()
+    at = next(start for start, _end, line in frame.f_code.co_lines() if line is None)
+    entry = types.TracebackType(None, frame, at, -1)
+    assert entry.tb_lineno is None
+    raise KeyboardInterrupt("signal 2").with_traceback(entry)
+"""
+
+
+def test_an_interrupt_raised_where_no_line_is_known_ends_the_run_as_interrupted(pytester: pytest.Pytester) -> None:
+    """Not exit 1 with pytest's own TypeError traceback (it subtracts 1 from the None line number)."""
+    pytester.makepyfile(test_interrupted=_INTERRUPTED_AT_NO_LINE)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.INTERRUPTED, output
+    assert "KeyboardInterrupt" in output and "TypeError" not in output
