@@ -18,9 +18,13 @@ pytest writes none. On this project's VMs ext4 makes inode allocation slow for a
 many deletions (the allocator skips recently deleted inodes one by one: ``perf`` shows
 ``recently_deleted``/``find_inode_bit``), which test suites and this script's own clean-up
 cause; ``--tmpfs DIR`` adds a third run of the plugin with ``--hetero-output-dir`` on ``DIR``
-(a tmpfs such as /dev/shm) in the same rounds, which takes the filesystem out. Usage::
+(a tmpfs such as /dev/shm) in the same rounds, which takes the filesystem out.
 
-    .venv/bin/python scripts/bench-overhead-cpu.py --cases 300 --repeats 3 [--tmpfs /dev/shm]
+``--split`` adds one-case suites of the plugin and plain pytest to the same rounds and splits
+the difference into start-up (the one-case runs) and the cost of each further test (N cases
+minus one case, over N - 1). Usage::
+
+    .venv/bin/python scripts/bench-overhead-cpu.py --cases 300 --repeats 3 [--tmpfs /dev/shm] [--split]
 """
 
 from __future__ import annotations
@@ -88,6 +92,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compile-each-run", action="store_true", help="keep PYTHONDONTWRITEBYTECODE as it is")
     parser.add_argument("--tmpfs", type=Path, help="also run the plugin with its output directory under this tmpfs")
+    parser.add_argument("--split", action="store_true", help="also one-case runs: start-up against each further test")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory(dir=args.tmpfs) as fast:
         env = child_env(None if args.compile_each_run else Path(tmp, "pycache"))
@@ -102,6 +107,11 @@ def main() -> None:
         }
         if args.tmpfs is not None:
             runs["plugin, output on tmpfs"] = (plugin, (f"--hetero-output-dir={fast}",))
+        if args.split:
+            one = Path(tmp, "one")
+            one.mkdir()
+            for name, template in (("plugin", bench_overhead.PLUGIN_TEST), ("plain", bench_overhead.PLAIN_TEST)):
+                runs[f"{name}, 1 case"] = (bench_overhead._suite(one, name, template, 1), runs[name][1])
         _cpu_s(plugin, env, "--hetero-json=report.json")  # untimed: bytecode cached, and the record's size
         _cpu_s(plain, env, "-p", "no:hetero")
         times: dict[str, list[float]] = {name: [] for name in runs}
@@ -110,7 +120,8 @@ def main() -> None:
                 times[name].append(_cpu_s(directory, env, *extra))
         records = json.loads((plugin / "report.json").read_text())["results"]
         record_kb = statistics.median(len(json.dumps(r, separators=(",", ":"))) for r in records) / 1024
-    ms = {name: statistics.median(values) / args.cases * 1e3 for name, values in times.items()}
+    cpu_s = {name: statistics.median(values) for name, values in times.items()}
+    ms = {name: value / args.cases * 1e3 for name, value in cpu_s.items()}
     bytecode = "compiled each run" if args.compile_each_run else "bytecode cached"
     tmpfs = "".join(f", on tmpfs {v:.1f} ms (ratio {v / ms['plain']:.2f})" for k, v in ms.items() if "tmpfs" in k)
     print(
@@ -118,6 +129,19 @@ def main() -> None:
         f"plain subprocess {ms['plain']:.1f} ms, ratio {ms['plugin'] / ms['plain']:.2f}; "
         f"plain with the plugin's fixtures and hooks, empty, {ms['shaped']:.1f} ms "
         f"(ratio {ms['shaped'] / ms['plain']:.2f}); a trivial record {record_kb:.2f} KB (compact JSON, as written)"
+    )
+    if args.split:
+        _print_split(cpu_s, args.cases)
+
+
+def _print_split(cpu_s: dict[str, float], cases: int) -> None:
+    """Start-up (the one-case runs) and each further test ((N cases - 1 case) / (N - 1)), plugin and plain."""
+    further = {name: (cpu_s[name] - cpu_s[f"{name}, 1 case"]) / (cases - 1) * 1e3 for name in ("plugin", "plain")}
+    print(
+        f"split: start-up (1 case) pytest-hetero {cpu_s['plugin, 1 case']:.3f} s, plain "
+        f"{cpu_s['plain, 1 case']:.3f} s (+{cpu_s['plugin, 1 case'] - cpu_s['plain, 1 case']:.3f} s); "
+        f"each further test {further['plugin']:.2f} ms, plain {further['plain']:.2f} ms "
+        f"(ratio {further['plugin'] / further['plain']:.2f})"
     )
 
 
