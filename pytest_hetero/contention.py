@@ -8,7 +8,8 @@ than the run, never narrower, so two jobs that ran at the same time always have
 overlapping windows.
 
 Every process of a run (pytest-xdist workers included) appends its windows to one
-*ledger* in the run directory (JSON lines: opened, seen running, closed). A test
+*ledger* in the run directory (JSON lines: opened, seen running, closed); a run
+in one process keeps its ledger in memory. A test
 reads it when its jobs are done, so its verdict knows what overlapped it so far;
 the controller reads it again at session end, when every window is closed, for
 the report.
@@ -160,6 +161,7 @@ class Contention:
 class Ledger:
     """The run's windows, one JSON line per change, appended by every process of the run.
 
+    Without a path (a run in one process) the windows are kept in memory only: no file, lock or parse.
     Reading is incremental: each call parses only the lines added since the last one.
     Closed windows are kept by group in the order they ended, so :meth:`beside` looks
     only at the windows still open and those that ended after the earliest start asked
@@ -167,9 +169,10 @@ class Ledger:
     started after it), not at the whole run's.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | None) -> None:
+        #: None: this process's windows only, kept in memory (a run in one process: nobody else writes).
         self.path = path
-        self._lock_path = path.with_name(f"{path.name}.lock")  # where flock is missing
+        self._lock_path = None if path is None else path.with_name(f"{path.name}.lock")  # where flock is missing
         self._offset = 0
         self._out: int | None = None  # kept open (O_APPEND) for the process's appends
         self._in: int | None = None  # kept open for the incremental reads
@@ -181,12 +184,16 @@ class Ledger:
 
     def write(self, window: Window) -> None:
         """Append the window's current state; :class:`OSError` if the run directory is not writable."""
+        path, lock_path = self.path, self._lock_path
+        if path is None or lock_path is None:
+            self._index(window.snapshot())  # in memory: as it is now
+            return
         line = (json.dumps(vars(window)) + "\n").encode()  # its fields; asdict would deep-copy
         if self._out is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._out = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _BINARY, 0o666)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._out = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _BINARY, 0o666)
         # One lock around the append: whole lines, even where O_APPEND is not atomic (NFS).
-        with exclusive(self._out, self._lock_path):
+        with exclusive(self._out, lock_path):
             written = 0
             while written < len(line):  # unbuffered: on disk before the lock is let go
                 written += os.write(self._out, line[written:])
@@ -226,6 +233,8 @@ class Ledger:
         return overlapping(windows, candidates)
 
     def _read(self) -> None:
+        if self.path is None:
+            return  # in memory: indexed as written
         try:
             if self._in is None:
                 self._in = os.open(self.path, os.O_RDONLY | _BINARY)

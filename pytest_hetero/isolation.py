@@ -123,14 +123,16 @@ class Isolation:
 
     ``run_dir``: the platforms' slots and the run's window ledger (shared by the
     run's xdist workers); without it (one job outside a session) ``max_jobs`` is the
-    scheduler's own count and no ledger is kept. Resource groups always lock in
-    ``host_dir``.
+    scheduler's own count and no ledger is kept. ``shared=False`` (a run in one
+    process, no xdist): nobody else uses the run directory, so ``max_jobs`` is the
+    scheduler's own count and the ledger is kept in memory (no lock file or append
+    per job). Resource groups always lock in ``host_dir``.
     """
 
-    def __init__(self, run_dir: Path | None = None, *, host_dir: Path | None = None) -> None:
-        self._slots_dir = None if run_dir is None else run_dir / "slots"
+    def __init__(self, run_dir: Path | None = None, *, host_dir: Path | None = None, shared: bool = True) -> None:
+        self._slots_dir = None if run_dir is None or not shared else run_dir / "slots"
         self._groups_dir = (host_dir or host_locks_dir()) / "groups"
-        self.ledger = None if run_dir is None else Ledger(run_dir / "windows.jsonl")
+        self.ledger = None if run_dir is None else Ledger(run_dir / "windows.jsonl" if shared else None)
         self._wanted: dict[tuple[str, int, ResourceGroup | None], list[tuple[str, Semaphore]]] = {}
 
     def try_hold(self, platform: Platform, group: ResourceGroup | None, busy: set[str]) -> Hold | None:

@@ -70,8 +70,10 @@ class HeteroSession:
         self._benches: dict[str, Benchmark] = {}  # of the items planned ahead
         self._worker_items: list[pytest.Item] | None = None  # an xdist worker's collection, until it plans
         self._running: dict[str, BenchmarkResult] = {}
-        # Platform slots and the window ledger live in the run directory, shared by xdist workers.
-        self.scheduler = Scheduler(lambda spec: self.backend_for(spec.platform), Isolation(self.run_dir))
+        # Platform slots and the window ledger live in the run directory, shared by xdist workers
+        # (in memory when the run is this process alone).
+        isolation = Isolation(self.run_dir, shared=self.is_worker or config.getoption("dist", "no") != "no")
+        self.scheduler = Scheduler(lambda spec: self.backend_for(spec.platform), isolation)
         self.progress = Progress(config, self.scheduler, lambda job: self.backend_for(job.spec.platform))
         self._provenance: dict[str, Any] | None = None
         self.history: HistoryStore | None = open_store(options.history) if options.history else None

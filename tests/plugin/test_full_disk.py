@@ -88,9 +88,9 @@ def test_json_on_a_full_disk_is_named_and_junit_still_written(bench_dir: pytest.
 
 
 def test_full_output_dir_gives_the_reason(bench_dir: pytest.Pytester, full_disk: FullDisk) -> None:
-    """Room for the run's directories but not for the workload's output: the failure says the disk is full."""
+    """Room for the run's directories and empty files but not for the workload's output: the failure says so."""
     bench_dir.makepyfile(test_b=TEST)
-    out = full_disk.fill(4096)
+    out = full_disk.fill(0)  # a tmpfs: directories and empty files take no block, the first byte of output does
     result = bench_dir.runpytest_subprocess(f"--hetero-output-dir={out}")
     result.assert_outcomes(failed=1)
     failure = result.stdout.str()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -76,6 +77,8 @@ platforms:
     assert len(windows) == 4 and all(w["end_unix_s"] is not None for w in windows)
     assert _disjoint(windows), windows
     assert not any(r["contention"]["contended"] for r in report["results"])
+    run_dir = _run_dir(bench_dir)
+    assert (run_dir / "windows.jsonl").is_file() and (run_dir / "slots").is_dir(), "the workers share them on disk"
 
 
 TWO_LOCAL = """
@@ -117,6 +120,13 @@ platforms:
     assert records["pa"]["contention"]["group_max_jobs"] == 2
     result.stdout.fnmatch_lines(["*pa*throughput_sps*100[*]*", "[*] measured while other jobs shared its resource*"])
     assert 'name="hetero.contended" value="true"' in (bench_dir.path / "junit.xml").read_text()
+    run_dir = _run_dir(bench_dir)  # one process: its windows in memory, max_jobs its own count
+    assert not (run_dir / "windows.jsonl").exists() and not (run_dir / "slots").exists(), sorted(run_dir.iterdir())
+
+
+def _run_dir(bench_dir: pytest.Pytester) -> Path:
+    (run_dir,) = (bench_dir.path / ".hetero" / "runs").iterdir()
+    return run_dir
 
 
 def test_one_group_needs_one_max_jobs(bench_dir: pytest.Pytester) -> None:

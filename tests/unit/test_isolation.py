@@ -154,9 +154,10 @@ def test_overlap_is_strict_and_per_group() -> None:
     assert [w.job for w in overlapping(mine, others)] == ["inside", "open"]
 
 
-def test_ledger_beside_finds_what_a_scan_of_every_window_finds(tmp_path: Path) -> None:
+@pytest.mark.parametrize("on_disk", [True, False], ids=["file", "memory"])
+def test_ledger_beside_finds_what_a_scan_of_every_window_finds(tmp_path: Path, on_disk: bool) -> None:
     """The ledger's index (open windows, closed ones by end) answers like a scan of the whole run."""
-    ledger = Ledger(tmp_path / "run" / "windows.jsonl")
+    ledger = Ledger(tmp_path / "run" / "windows.jsonl" if on_disk else None)
     everyone = [
         _window(f"j{i}", float(start), None if end is None else float(end), group)
         for i, (start, end, group) in enumerate(
@@ -176,20 +177,22 @@ def test_ledger_beside_finds_what_a_scan_of_every_window_finds(tmp_path: Path) -
 
 
 def test_ledger_reads_every_process_lines_latest_state(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "run" / "windows.jsonl")
+    path = tmp_path / "run" / "windows.jsonl"
+    ledger = Ledger(path)
     window = _window("a#0", 1.0, None)
     ledger.write(window)
     assert [(w.id, w.end_unix_s) for w in ledger.windows()] == [(window.id, None)]
     window.end_unix_s = 2.0
-    Ledger(ledger.path).write(window)  # another process, same file
-    with ledger.path.open("a") as out:
+    Ledger(path).write(window)  # another process, same file
+    with path.open("a") as out:
         out.write('{"partial": ')  # a line being written: read once it is whole
     assert [(w.id, w.end_unix_s) for w in ledger.windows()] == [(window.id, 2.0)]
 
 
 def test_ledger_kept_open_sees_appends_of_others_and_survives_close(tmp_path: Path) -> None:
     """The descriptors kept open between calls read what other writers appended, also after close()."""
-    ledger, other = Ledger(tmp_path / "run" / "windows.jsonl"), Ledger(tmp_path / "run" / "windows.jsonl")
+    path = tmp_path / "run" / "windows.jsonl"
+    ledger, other = Ledger(path), Ledger(path)
     ledger.write(_window("a#0", 1.0, None))
     other.write(_window("b#0", 2.0, 3.0))
     assert sorted(w.job for w in ledger.windows()) == ["a#0", "b#0"]
@@ -197,7 +200,7 @@ def test_ledger_kept_open_sees_appends_of_others_and_survives_close(tmp_path: Pa
     other.write(_window("c#0", 4.0, None))
     ledger.write(_window("d#0", 5.0, None))
     assert sorted(w.job for w in ledger.windows()) == ["a#0", "b#0", "c#0", "d#0"]
-    assert len(ledger.path.read_text().splitlines()) == 4  # every line whole, none read twice
+    assert len(path.read_text().splitlines()) == 4  # every line whole, none read twice
 
 
 def test_isolation_records_windows_and_what_was_beside(tmp_path: Path) -> None:
@@ -219,6 +222,29 @@ def test_isolation_records_windows_and_what_was_beside(tmp_path: Path) -> None:
     assert [w["end_unix_s"] for w in record["beside"]] == [None], "still open when the test ended"
     refresh_contention([record], isolation.ledger)
     assert record["beside"][0]["end_unix_s"] is not None and record["contended"]
+
+
+def test_a_run_in_one_process_keeps_windows_in_memory_and_only_the_group_slot_on_disk(tmp_path: Path) -> None:
+    """Nobody else uses a lone process's run directory: no ledger file, no platform slots; the group still locks."""
+    isolation = Isolation(tmp_path / "run", host_dir=tmp_path / "locks", shared=False)
+    group = ResourceGroup("g", max_jobs=1)
+    platform = _platform("a", group=group)
+    hold = isolation.try_hold(platform, group, set())
+    assert hold is not None and len(hold.slots) == 1, "the group's slot only: max_jobs is the scheduler's count"
+    assert isolation.try_hold(platform, group, set()) is None, "the group is full"
+    other = _holder(tmp_path / "locks" / "groups" / "g")
+    try:
+        assert _answer(other) == "busy", "another process on this host still waits for the group"
+    finally:
+        other.communicate("")
+    first = isolation.open("t1#0", platform, group, on_this_host=True)
+    isolation.open("t2#0", platform, group, on_this_host=False)  # still running beside the first
+    isolation.close(first, hold)
+    assert [w.job for w in isolation.contention(group, [first]).beside] == ["t2#0"]
+    assert isolation.ledger is not None and isolation.ledger.path is None
+    assert sorted(w.job for w in isolation.ledger.windows()) == ["t1#0", "t2#0"]
+    assert not (tmp_path / "run").exists()
+    assert isolation.try_hold(platform, group, set()) is not None, "given back"
 
 
 def test_a_pending_job_starts_later_than_its_submission(tmp_path: Path) -> None:
