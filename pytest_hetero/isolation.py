@@ -121,12 +121,11 @@ class Hold:
 class Isolation:
     """What the scheduler asks before it submits a job, and tells when the job ends.
 
-    ``run_dir``: the platforms' slots and the run's window ledger (shared by the
-    run's xdist workers); without it (one job outside a session) ``max_jobs`` is the
-    scheduler's own count and no ledger is kept. ``shared=False`` (a run in one
-    process, no xdist): nobody else uses the run directory, so ``max_jobs`` is the
-    scheduler's own count and the ledger is kept in memory (no lock file or append
-    per job). Resource groups always lock in ``host_dir``.
+    ``run_dir``: the platforms' slots and the run's window ledger, shared by the run's
+    xdist workers. ``max_jobs`` is the scheduler's own count, with no slot files, without
+    ``run_dir`` (one job outside a session: no ledger either) and with ``shared=False``
+    (a run in one process: the ledger kept in memory). Resource groups always lock in
+    ``host_dir``.
     """
 
     def __init__(self, run_dir: Path | None = None, *, host_dir: Path | None = None, shared: bool = True) -> None:
