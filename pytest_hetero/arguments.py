@@ -6,11 +6,14 @@ Each raises ``argparse.ArgumentTypeError`` quoting the bad value; argparse adds 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from pytest_hetero.check.statistics import RegressionExpr, parse_regression_expr
 from pytest_hetero.errors import HeteroError
-from pytest_hetero.history import Selection
 from pytest_hetero.metrics import AGGREGATES
+
+if TYPE_CHECKING:  # the gate's modules load only when an option that needs them is given
+    from pytest_hetero.check.statistics import RegressionExpr
+    from pytest_hetero.history import Selection
 
 __all__ = ["aggregate", "fraction", "regression_expr", "selection"]
 
@@ -35,6 +38,8 @@ def fraction(text: str) -> float:
 
 def regression_expr(text: str) -> RegressionExpr:
     """A pytest-benchmark style expression such as ``mean:5%`` or ``min:0.001``."""
+    from pytest_hetero.check.statistics import parse_regression_expr
+
     try:
         return parse_regression_expr(text)
     except HeteroError as exc:
@@ -43,6 +48,8 @@ def regression_expr(text: str) -> RegressionExpr:
 
 def selection(text: str) -> Selection:
     """``last``, ``N`` or ``baseline:NAME``."""
+    from pytest_hetero.history import Selection
+
     try:
         return Selection.parse(text)
     except HeteroError as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -15,7 +15,6 @@ from pytest_hetero.contention import refresh_contention
 from pytest_hetero.errors import ConfigError, HeteroError, UnavailableError
 from pytest_hetero.fingerprint import unpaired_notes
 from pytest_hetero.handover import hand_over, take_over
-from pytest_hetero.history import HistoryStore
 from pytest_hetero.host_fingerprint import host_fingerprint
 from pytest_hetero.interrupts import Interrupts, mend_traceback
 from pytest_hetero.isolation import group_conflicts
@@ -29,6 +28,9 @@ from pytest_hetero.reporting.terminal import summary_lines
 from pytest_hetero.results import BenchmarkResult, ResultRecord
 from pytest_hetero.selection import select_platforms
 from pytest_hetero.session import BENCH_KEY, RESULT_KEY, SESSION_KEY, HeteroSession
+
+if TYPE_CHECKING:  # loaded only when a run keeps history (--hetero-history)
+    from pytest_hetero.history import HistoryStore
 
 __all__ = ["EXIT_PERFORMANCE", "ReportCollector", "build_session", "outcome_of", "record_for_report"]
 

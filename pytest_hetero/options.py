@@ -10,12 +10,15 @@ import argparse
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_hetero.arguments import aggregate, fraction, regression_expr, selection
-from pytest_hetero.check.statistics import RegressionExpr
-from pytest_hetero.history import Selection
+
+if TYPE_CHECKING:  # the gate's modules load only when a run compares
+    from pytest_hetero.check.statistics import RegressionExpr
+    from pytest_hetero.history import Selection
 
 __all__ = ["HeteroOptions", "add_options", "read_options"]
 

@@ -13,16 +13,14 @@ import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_hetero.backends.base import Backend, JobSpec, JobState
-from pytest_hetero.check.gate import HistoryBaseline
 from pytest_hetero.check.references import ReferenceBook, load_references
 from pytest_hetero.config.models import Catalogue, Platform
 from pytest_hetero.errors import ConfigError, HeteroError
-from pytest_hetero.history import HistoryStore, open_store
 from pytest_hetero.isolation import Isolation
 from pytest_hetero.jobs import Benchmark, build_jobspec, job_workdir, will_skip
 from pytest_hetero.options import HeteroOptions
@@ -31,12 +29,25 @@ from pytest_hetero.results import BenchmarkResult, ResultRecord
 from pytest_hetero.scheduler import Job, Scheduler
 from pytest_hetero.xdist_plan import assigned_indices, note_benchmarks
 
+if TYPE_CHECKING:  # the history store and the gate load only when a run uses them
+    from pytest_hetero.check.gate import HistoryBaseline
+    from pytest_hetero.history import HistoryStore
+
 __all__ = ["BENCH_KEY", "RESULT_KEY", "SESSION_KEY", "HeteroSession"]
 
 
 SESSION_KEY = pytest.StashKey["HeteroSession"]()
 BENCH_KEY = pytest.StashKey[Benchmark]()
 RESULT_KEY = pytest.StashKey[BenchmarkResult]()
+
+
+def _open_history(url: str | None) -> HistoryStore | None:
+    """The store ``--hetero-history`` names (None without one); its modules load only then."""
+    if not url:
+        return None
+    from pytest_hetero.history import open_store
+
+    return open_store(url)
 
 
 class HeteroSession:
@@ -76,12 +87,14 @@ class HeteroSession:
         self.scheduler = Scheduler(lambda spec: self.backend_for(spec.platform), isolation)
         self.progress = Progress(config, self.scheduler, lambda job: self.backend_for(job.spec.platform))
         self._provenance: dict[str, Any] | None = None
-        self.history: HistoryStore | None = open_store(options.history) if options.history else None
+        self.history = _open_history(options.history)
         self.baseline = self._baseline()
 
     def _baseline(self) -> HistoryBaseline | None:
         if self.history is None or self.options.compare is None:
             return None
+        from pytest_hetero.check.gate import HistoryBaseline
+
         return HistoryBaseline(self.history, self.options.compare, exclude_run_id=self.run_id)
 
     # -- backends -------------------------------------------------------

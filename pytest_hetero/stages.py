@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_hetero.backends.base import raise_for_state
-from pytest_hetero.check.gate import MetricComparison, compare_metrics
 from pytest_hetero.check.references import ReferenceEntry, judge
 from pytest_hetero.check.verdicts import combine
 from pytest_hetero.errors import CheckError, CollectError, ConfigError, HeteroError, Stage, StageError
@@ -34,6 +33,7 @@ from pytest_hetero.redact import scrub, secret_values
 from pytest_hetero.results import BenchmarkResult
 
 if TYPE_CHECKING:
+    from pytest_hetero.check.gate import MetricComparison
     from pytest_hetero.scheduler import Job
     from pytest_hetero.session import HeteroSession
 
@@ -183,6 +183,8 @@ def _elsewhere(session: HeteroSession, bench: Benchmark, entry: ReferenceEntry) 
 
 
 def _compare(session: HeteroSession, result: BenchmarkResult, noise_floors: dict[str, float]) -> list[MetricComparison]:
+    from pytest_hetero.check.gate import compare_metrics  # loaded by the first comparison
+
     assert session.baseline is not None
     series = result.series()
     try:

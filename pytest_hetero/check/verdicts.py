@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_hetero.check.gate import MetricComparison
 from pytest_hetero.check.references import Verdict, VerdictKind
 from pytest_hetero.check.units import is_host_bound
+
+if TYPE_CHECKING:  # the gate and its history store load only when a run compares (--hetero-compare)
+    from pytest_hetero.check.gate import MetricComparison
 
 __all__ = ["combine", "not_judged_notes"]
 

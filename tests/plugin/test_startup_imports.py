@@ -3,7 +3,8 @@
 A trivial benchmark on the built-in local platform (no catalogue file, no
 references, no history, no cost model, no reference update) must not import
 PyYAML, jsonschema, ruamel.yaml, filelock, sqlite3, the Slurm and Kubernetes
-backends or the cost model; a run that reads a references file loads PyYAML then.
+backends, the cost model, the history store or the regression gate; a run that
+reads a references file loads PyYAML then, and one that keeps history its store.
 Run in a subprocess: the test process itself has imported all of them.
 """
 
@@ -40,6 +41,9 @@ OPTIONAL = (
     "pytest_hetero.history.sql",
     "pytest_hetero.decide.costs",
     "pytest_hetero.check.reference_update",
+    "pytest_hetero.history",
+    "pytest_hetero.check.gate",
+    "pytest_hetero.check.statistics",
 )
 
 
@@ -66,3 +70,9 @@ def test_a_references_file_loads_the_yaml_parser(pytester: pytest.Pytester) -> N
     loaded = _loaded(pytester)
     assert "yaml" in loaded
     assert "jsonschema" in loaded  # the references file is validated against its schema
+
+
+def test_a_history_store_loads_the_history_modules(pytester: pytest.Pytester) -> None:
+    loaded = _loaded(pytester, f"--hetero-history={pytester.path / 'history.sqlite'}")
+    assert {"pytest_hetero.history", "pytest_hetero.history.sql", "sqlite3"} <= loaded
+    assert (pytester.path / "history.sqlite").is_file()
