@@ -12,7 +12,7 @@ import pytest
 from pytest_hetero.config.models import Platform
 from pytest_hetero.decide.scaling import Scale, case_id, scaled_key, scaled_platform
 from pytest_hetero.errors import ConfigError, HeteroError
-from pytest_hetero.jobs import Benchmark, case_key, will_skip
+from pytest_hetero.jobs import Benchmark, Shared, case_key, will_skip
 from pytest_hetero.markers import MARKER, Declaration, check_json_config, incompatibility, read_marks
 from pytest_hetero.session import BENCH_KEY, HeteroSession
 from pytest_hetero.workload_check import builtin_config_problem
@@ -161,11 +161,13 @@ def attach_benchmarks(items: list[pytest.Item], session: HeteroSession) -> None:
         reason = seen.incompatibility(decl, platform)
         if reason and item.get_closest_marker("skip") is None:
             item.add_marker(pytest.mark.skip(reason=reason))
+        references = seen.references(item.path)
         item.stash[BENCH_KEY] = Benchmark(
             declaration=decl,
             platform=platform,
             test_key=_case_key(item, value, seen.file_name(item.path)),
-            references_path=seen.references(item.path),
+            references_path=references,
+            shared=seen.shared(decl, platform, references),
         )
 
 
@@ -183,6 +185,7 @@ class _Seen:
         self._reasons: dict[tuple[int, int], tuple[Declaration, Platform, str | None]] = {}
         self._references: dict[Path, Path] = {}
         self._names: dict[Path, str] = {}
+        self._shared: dict[tuple[int, int, Path], tuple[Declaration, Platform, Shared]] = {}
 
     def declaration(self, item: pytest.Function) -> Declaration | None:
         """The test's declaration (None: not a benchmark, or a mark that says nothing runnable)."""
@@ -215,6 +218,14 @@ class _Seen:
         known = self._reasons.get((id(decl), id(platform)))
         if known is None or known[0] is not decl or known[1] is not platform:
             known = self._reasons[(id(decl), id(platform))] = (decl, platform, incompatibility(decl, platform))
+        return known[2]
+
+    def shared(self, decl: Declaration, platform: Platform, references: Path) -> Shared:
+        """One :class:`Shared` for the cases of one declaration on one platform (fingerprints taken once)."""
+        key = (id(decl), id(platform), references)
+        known = self._shared.get(key)
+        if known is None or known[0] is not decl or known[1] is not platform:
+            known = self._shared[key] = (decl, platform, Shared())
         return known[2]
 
     def file_name(self, test_file: Path) -> str:

@@ -30,41 +30,64 @@ from pytest_hetero.launchers import get_launcher
 from pytest_hetero.markers import Declaration
 from pytest_hetero.workloads.protocol import job_environment, repeat_seed
 
-__all__ = ["Benchmark", "TimeLimits", "build_jobspec", "case_key", "job_workdir", "will_skip"]
+__all__ = ["Benchmark", "Shared", "TimeLimits", "build_jobspec", "case_key", "job_workdir", "will_skip"]
+
+
+class Shared:
+    """What the cases of one declaration on one platform share, computed for the first case's first job.
+
+    A parametrised test's cases run the same workload (code, config, command) on the same platform:
+    its fingerprints, its bundle and its argv's absolute paths are the same for all of them, so they
+    are taken once (the code as the first of them submitted it), not for each case.
+    """
+
+    __slots__ = ("argv", "bundle", "fingerprints")
+
+    def __init__(self) -> None:
+        self.fingerprints: Fingerprints | None = None
+        self.bundle: Bundle | None = None
+        self.argv: dict[tuple[str, ...], tuple[str, ...]] = {}  # launcher argv -> with absolute paths
 
 
 @dataclass(frozen=True, slots=True)
 class Benchmark:
     """One collected item's benchmark: declaration × platform.
 
-    Slotted (one per collected case: a run of 10,000 cases keeps 10,000); its fingerprints and
-    bundle are computed on first use and kept.
+    Slotted (one per collected case: a run of 10,000 cases keeps 10,000). Its fingerprints and
+    bundle are computed on first use and kept in ``shared``, which collection gives every case of
+    the same declaration and platform (a case made alone has its own).
     """
 
     declaration: Declaration
     platform: Platform
     test_key: str
     references_path: Path  # next to the test file
-    _fingerprints: Fingerprints | None = field(default=None, init=False, repr=False, compare=False)
-    _bundle: Bundle | None = field(default=None, init=False, repr=False, compare=False)
+    shared: Shared = field(default_factory=Shared, repr=False, compare=False)
 
     @property
     def fingerprints(self) -> Fingerprints:
         """Of the workload's code and config, and of the platform; taken when its first job is built."""
-        found = self._fingerprints
+        found = self.shared.fingerprints
         if found is None:
             test_dir = self.references_path.parent  # the job's working directory
-            found = fingerprints(self.declaration.workload, self.platform, test_dir)
-            object.__setattr__(self, "_fingerprints", found)  # frozen: set once, like a cached property
+            found = self.shared.fingerprints = fingerprints(self.declaration.workload, self.platform, test_dir)
         return found
 
     @property
     def bundle(self) -> Bundle:
         """The workload's code as it travels with the job; built when its first job is."""
-        found = self._bundle
+        found = self.shared.bundle
         if found is None:
-            found = build_bundle(self.declaration.workload, self.references_path.parent)
-            object.__setattr__(self, "_bundle", found)
+            found = self.shared.bundle = build_bundle(self.declaration.workload, self.references_path.parent)
+        return found
+
+    def absolute_argv(self, argv: Sequence[str]) -> tuple[str, ...]:
+        """``argv`` with the files the workload's relative ``command=`` names made absolute (:func:`absolute_paths`)."""
+        key = tuple(argv)
+        found = self.shared.argv.get(key)
+        if found is None:
+            command, test_dir = self.declaration.workload.command, self.references_path.parent
+            found = self.shared.argv[key] = absolute_paths(key, command, test_dir)
         return found
 
 
@@ -141,7 +164,7 @@ def build_jobspec(
     argv: Sequence[str] = get_launcher(platform).command(workload, backend.launch_context())
     root = backend.bundle_root(workdir)
     if root is None:
-        argv = absolute_paths(argv, workload.command, item.path.parent)
+        argv = bench.absolute_argv(argv)
     else:  # the workload travels with the job: its code is found in the bundle
         argv = shipped_argv(argv, workload.command, item.path.parent, root)
         env.update(bundle_environment(root))

@@ -172,3 +172,53 @@ def test_the_aggregate_is_checked_against_the_repeats(bench_dir: pytest.Pytester
     wrong = bench_dir.runpytest("--hetero-aggregate=best")
     assert wrong.ret == pytest.ExitCode.USAGE_ERROR
     wrong.stderr.fnmatch_lines(["*--hetero-aggregate: 'best': expected one of median, mlperf*"])
+
+
+COUNTING_CONFTEST = """
+import pytest_hetero.jobs as jobs
+
+taken = []
+_real = jobs.fingerprints
+
+
+def counting(workload, platform, test_dir):
+    taken.append(workload.config_hash)
+    return _real(workload, platform, test_dir)
+
+
+jobs.fingerprints = counting
+
+
+def pytest_unconfigure(config):
+    (config.rootpath / "taken.txt").write_text(str(len(taken)))
+"""
+
+CASES_AND_SWEEP = """
+import pytest
+
+ECHO = ["sh", "-c", 'echo \\':::HETERO_METRICS {"metrics": [{"name": "x_per_s", "value": 1}]}\\'']
+
+@pytest.mark.hetero(command=ECHO)
+@pytest.mark.parametrize("case", range(3))
+def test_cases(case, hetero_result):
+    assert hetero_result.metric("x_per_s") == 1
+
+@pytest.mark.hetero(command=ECHO, params=["n"])
+@pytest.mark.parametrize("n", [1, 2])
+def test_sweep(n, hetero_result):
+    assert hetero_result.metric("x_per_s") == 1
+"""
+
+
+def test_the_cases_of_a_test_take_their_fingerprints_once(pytester: pytest.Pytester) -> None:
+    """Issue 15: cases running the same workload on the same platform share its fingerprints (jobs.Shared);
+    a sweep's cases differ in config, so each takes its own."""
+    pytester.makeconftest(COUNTING_CONFTEST)
+    pytester.makepyfile(test_shared=CASES_AND_SWEEP)
+    result = pytester.runpytest_subprocess("--hetero-json=out.json", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5)
+    assert (pytester.path / "taken.txt").read_text() == "3"  # test_cases once, each of the sweep's two once
+    records = expand_report(json.loads((pytester.path / "out.json").read_text()))["results"]
+    cases = {r["workload"]["fingerprint"] for r in records if r["test"].startswith("test_shared.py::test_cases")}
+    sweep = {r["workload"]["config_hash"] for r in records if r["test"].startswith("test_shared.py::test_sweep")}
+    assert len(cases) == 1 and len(sweep) == 2
