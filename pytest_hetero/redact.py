@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 __all__ = [
     "REDACTED",
@@ -29,6 +29,7 @@ __all__ = [
     "is_secret_key",
     "is_secret_name",
     "redact_env",
+    "redact_shared",
     "redact_tree",
     "redact_urls",
     "register_secret",
@@ -75,6 +76,7 @@ def register_secret(value: str) -> None:
         _REGISTERED.add(value)
     _REGISTERED_BY_LENGTH[:] = sorted((v for v in _REGISTERED if len(v) >= _MIN_SCRUB_LEN), key=len, reverse=True)
     _scrub_alone.cache_clear()
+    _SHARED.clear()
 
 
 def registered_secrets() -> frozenset[str]:
@@ -130,13 +132,16 @@ def _scrub_alone(text: str) -> str:
     return scrub(text)
 
 
-def redact_tree(node: Any) -> Any:
-    """A copy of JSON-like data with every string scrubbed and the values of secret-like keys masked."""
+def redact_tree(node: Any, done: frozenset[str] = frozenset()) -> Any:
+    """A copy of JSON-like data with every string scrubbed and the values of secret-like keys masked.
+
+    ``done``: keys of a top-level mapping whose values are redacted already (:func:`redact_shared`), kept as they are.
+    """
     kind = type(node)
     if kind is str:
         return _scrub_alone(node)
     if kind is dict:
-        return _redact_dict(node)
+        return _redact_dict(node, done)
     if kind is list:
         return [redact_tree(item) for item in node]
     if isinstance(node, str):
@@ -148,12 +153,36 @@ def redact_tree(node: Any) -> Any:
     return node
 
 
-def _redact_dict(node: Mapping[Any, Any]) -> dict[Any, Any]:
+T = TypeVar("T")
+
+#: Parts that many records share (their platform's, their workload's), redacted once: by part and by
+#: the identity of the objects they were built from, which each entry keeps (so no id is reused).
+_SHARED: dict[tuple[str, tuple[int, ...]], tuple[tuple[object, ...], Any]] = {}
+_SHARED_MAX = 4096
+
+
+def redact_shared(part: str, owners: tuple[object, ...], build: Callable[[], T]) -> T:
+    """``redact_tree(build())``, once for each ``part`` of the same ``owners`` (emptied when a secret is registered).
+
+    For what every case of a test on a platform repeats in its record. ``owners`` are the immutable
+    objects ``build`` reads (a platform, a workload, their fingerprints). The result is shared between
+    records: read it, or copy what is changed.
+    """
+    key = (part, tuple(map(id, owners)))
+    found = _SHARED.get(key)
+    if found is None or any(kept is not owner for kept, owner in zip(found[0], owners, strict=True)):
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        found = _SHARED[key] = (owners, redact_tree(build()))
+    return found[1]  # type: ignore[no-any-return]
+
+
+def _redact_dict(node: Mapping[Any, Any], done: frozenset[str] = frozenset()) -> dict[Any, Any]:
     """One mapping; the common leaves (records are mostly strings, numbers and switches) handled in line."""
     out: dict[Any, Any] = {}
     for key, value in node.items():
         kind = type(value)
-        if value is None or kind is bool:
+        if value is None or kind is bool or (done and key in done):
             out[key] = value  # a switch or nothing: no secret to mask
         elif isinstance(key, str) and is_secret_key(key) and _is_leaf(value):
             out[key] = REDACTED

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
-from pytest_hetero.check.gate import MetricComparison, Series
 from pytest_hetero.check.references import Verdict
 from pytest_hetero.config.models import Platform
 from pytest_hetero.contention import Contention, ContentionRecord
 from pytest_hetero.fingerprint import Fingerprints
 from pytest_hetero.metrics import Metric
-from pytest_hetero.redact import redact_env, redact_tree
+from pytest_hetero.redact import redact_env, redact_shared, redact_tree
 from pytest_hetero.workload import Workload
 from pytest_hetero.workloads.protocol import repeat_seed
+
+if TYPE_CHECKING:  # the gate and its history store load only when a run compares (--hetero-compare)
+    from pytest_hetero.check.gate import MetricComparison, Series
 
 __all__ = [
     "PROVENANCE_REF",
@@ -44,7 +46,9 @@ class PlatformRecord(TypedDict):
     fingerprint_parts: dict[str, str]  # part -> its hash, to say what changed
 
 
-class WorkloadRecord(TypedDict):
+class SharedWorkloadRecord(TypedDict):
+    """What every case of a test repeats about its workload."""
+
     name: str
     module: str | None
     command: list[str]
@@ -52,6 +56,9 @@ class WorkloadRecord(TypedDict):
     config_hash: str  # how it is called and its config
     fingerprint: str  # the config hash and the code
     code: dict[str, str]  # source file -> content hash
+
+
+class WorkloadRecord(SharedWorkloadRecord):
     seeds: list[int | None]  # each repeat's seed, as job.ids (None: the workload's default)
     reported: dict[str, Any]  # what the workload itself said in its metrics record
 
@@ -151,7 +158,17 @@ class BenchmarkResult:
 
     def series(self) -> Series:
         """What the regression gate looks its baseline up by: like with like."""
+        from pytest_hetero.check.gate import Series
+
         return Series(self.test_key, self.platform.name, self.workload.config_hash, self.nodeid, self.fingerprints)
+
+    def _shared_parts(self) -> tuple[PlatformRecord, SharedWorkloadRecord]:
+        """What every case of the test on this platform repeats, redacted once (:func:`redact_shared`)."""
+        platform, prints, workload = self.platform, self.fingerprints, self.workload
+        return (
+            redact_shared("platform", (platform, prints), lambda: _platform_record(platform, prints)),
+            redact_shared("workload", (workload, prints), lambda: _workload_record(workload, prints)),
+        )
 
     def to_record(self, outcome: str) -> ResultRecord:
         """The JSON report record (see ``schemas/report.schema.json``).
@@ -160,21 +177,16 @@ class BenchmarkResult:
         the record refers to it (:data:`PROVENANCE_REF`) and adds only what its workload
         reported about the device it ran on.
         """
+        shared_platform, shared_workload = self._shared_parts()
         record: ResultRecord = {
             "nodeid": self.nodeid,
             "test": self.test_key,
             "outcome": outcome,
-            "platform": _platform_record(self.platform, self.fingerprints),
+            "platform": shared_platform.copy(),
             "workload": {
-                "name": self.workload.name,
-                "module": self.workload.module,
-                "command": list(self.workload.command),
-                "config": dict(self.workload.config),
-                "config_hash": self.workload.config_hash,
-                "fingerprint": self.fingerprints.workload,
-                "code": dict(self.fingerprints.code),
+                **shared_workload,
                 "seeds": [repeat_seed(self.workload.seed, index) for index in range(len(self.job_ids))],
-                "reported": self.workload_info,
+                "reported": redact_tree(self.workload_info),
             },
             "metrics": {name: m.as_dict() for name, m in self.metrics.items()},
             "verdicts": [v.as_dict() for v in self.verdicts],
@@ -198,7 +210,8 @@ class BenchmarkResult:
         }
         if self.skip_reason:
             record["skip_reason"] = self.skip_reason
-        redacted: ResultRecord = redact_tree(record)  # the one edge every output passes: no secret beyond it
+        # The one edge every output passes: no secret beyond it (the shared parts are redacted already).
+        redacted: ResultRecord = redact_tree(record, done=_SHARED_PARTS)
         return redacted
 
 
@@ -206,6 +219,23 @@ def _provenance(workload_info: dict[str, Any]) -> dict[str, Any]:
     """A reference to the report's provenance, plus the workload's own (device facts), if it said any."""
     found = workload_info.get("provenance")
     return {"ref": PROVENANCE_REF, "workload": found} if found else {"ref": PROVENANCE_REF}
+
+
+#: A record's parts that :func:`redact_shared` redacted.
+_SHARED_PARTS = frozenset({"platform", "workload"})
+
+
+def _workload_record(workload: Workload, fingerprints: Fingerprints) -> SharedWorkloadRecord:
+    """The workload's part of a record that its cases share (without their seeds and what they reported)."""
+    return {
+        "name": workload.name,
+        "module": workload.module,
+        "command": list(workload.command),
+        "config": dict(workload.config),
+        "config_hash": workload.config_hash,
+        "fingerprint": fingerprints.workload,
+        "code": dict(fingerprints.code),
+    }
 
 
 def _platform_record(platform: Platform, fingerprints: Fingerprints) -> PlatformRecord:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pytest_hetero.redact import REDACTED, is_secret, redact_env, scrub
@@ -59,3 +61,65 @@ def test_registered_secrets_are_scrubbed_longest_first_with_or_without_more(monk
     assert scrub("pw abcdefgh and qrstuvw", ["qrstuvw"]) == f"pw {REDACTED} and {REDACTED}"
     redact.register_secret("abcdefghij")  # registered later: the order follows
     assert scrub("abcdefghij") == REDACTED
+
+
+def _fresh_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pytest_hetero.redact as redact
+
+    monkeypatch.setattr(redact, "_REGISTERED", set())
+    monkeypatch.setattr(redact, "_REGISTERED_BY_LENGTH", [])
+    monkeypatch.setattr(redact, "_SHARED", {})
+
+
+def test_a_shared_part_is_redacted_once_until_a_secret_is_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pytest_hetero.redact as redact
+
+    _fresh_secrets(monkeypatch)
+    owner = object()
+    built: list[int] = []
+
+    def build() -> dict[str, object]:
+        built.append(1)
+        return {"command": ["run", "--db=s3cr3t-value"], "api_key": "abc", "n": 1}
+
+    first = redact.redact_shared("part", (owner,), build)
+    assert first == {"command": ["run", "--db=s3cr3t-value"], "api_key": REDACTED, "n": 1}
+    assert redact.redact_shared("part", (owner,), build) is first and len(built) == 1
+    redact.register_secret("s3cr3t-value")  # a secret known later is masked in what is built next
+    again = redact.redact_shared("part", (owner,), build)
+    assert again["command"] == ["run", f"--db={REDACTED}"] and len(built) == 2
+
+
+def test_shared_parts_are_told_apart_by_part_and_by_owner_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pytest_hetero.redact as redact
+
+    _fresh_secrets(monkeypatch)
+    one, other = [1], [1]  # equal, not the same object
+    assert redact.redact_shared("a", (one,), lambda: "one") == "one"
+    assert redact.redact_shared("a", (other,), lambda: "other") == "other"
+    assert redact.redact_shared("b", (one,), lambda: "b of one") == "b of one"
+    assert redact.redact_shared("a", (one,), lambda: "rebuilt") == "one"
+
+
+def test_records_of_one_test_share_their_redacted_parts_and_mask_them() -> None:
+    from pytest_hetero.config.models import Accelerator, BackendConfig, Platform
+    from pytest_hetero.fingerprint import fingerprints
+    from pytest_hetero.redact import redact_tree
+    from pytest_hetero.results import BenchmarkResult, _platform_record, _workload_record
+    from pytest_hetero.workload import Workload
+
+    platform = Platform("local", Accelerator("cpu"), BackendConfig("local"))
+    workload = Workload(name="w", command=("sh", "-c", "run --password=hunter22"), config={"db_password": "x", "n": 2})
+    prints = fingerprints(workload, platform, Path.cwd())  # cases of a test share them (jobs.Shared)
+    one = BenchmarkResult("a[local-0]", "t[0]", platform, workload, "", fingerprints=prints)
+    two = BenchmarkResult("a[local-1]", "t[1]", platform, workload, "", fingerprints=prints)
+    first, second = one.to_record("passed"), two.to_record("passed")
+    # What the record always said: the whole of each part through redact_tree.
+    assert first["platform"] == redact_tree(_platform_record(platform, one.fingerprints))
+    shared = redact_tree(_workload_record(workload, one.fingerprints))
+    assert first["workload"] == {**shared, "seeds": [], "reported": {}}
+    assert first["workload"]["config"] == {"db_password": REDACTED, "n": 2}
+    assert first["workload"]["command"] == ["sh", "-c", f"run --password={REDACTED}"]
+    # Shared between the two records below the top; each record has its own top-level dicts to change.
+    assert second["workload"]["config"] is first["workload"]["config"]
+    assert second["platform"] is not first["platform"] and second["workload"] is not first["workload"]
