@@ -22,15 +22,20 @@ cause; ``--tmpfs DIR`` adds a third run of the plugin with ``--hetero-output-dir
 
 ``--split`` adds one-case suites of the plugin and plain pytest to the same rounds and splits
 the difference into start-up (the one-case runs) and the cost of each further test (N cases
-minus one case, over N - 1). Usage::
+minus one case, over N - 1).
 
-    .venv/bin/python scripts/bench-overhead-cpu.py --cases 300 --repeats 3 [--tmpfs /dev/shm] [--split]
+``--also-tree DIR`` adds the plugin as another checkout has it (``git worktree add DIR <commit>``),
+put first on ``PYTHONPATH``, to the same rounds (on tmpfs when ``--tmpfs`` is given): a change's
+before and after, side by side. Usage::
+
+    .venv/bin/python scripts/bench-overhead-cpu.py --cases 300 --repeats 3 [--tmpfs DIR] [--split] [--also-tree DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -76,9 +81,11 @@ def pytest_runtest_logreport(report):
 """
 
 
-def _cpu_s(directory: Path, env: dict[str, str], *extra: str) -> float:
+def _cpu_s(directory: Path, env: dict[str, str], *extra: str, tree: Path | None = None) -> float:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *extra]
+    if tree is not None:  # that checkout's pytest_hetero, found before the installed one
+        env = {**env, "PYTHONPATH": os.pathsep.join([str(tree), *filter(None, [env.get("PYTHONPATH")])])}
     done = subprocess.run(argv, cwd=directory, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(done.stdout[-2000:])
@@ -93,6 +100,7 @@ def main() -> None:
     parser.add_argument("--compile-each-run", action="store_true", help="keep PYTHONDONTWRITEBYTECODE as it is")
     parser.add_argument("--tmpfs", type=Path, help="also run the plugin with its output directory under this tmpfs")
     parser.add_argument("--split", action="store_true", help="also one-case runs: start-up against each further test")
+    parser.add_argument("--also-tree", type=Path, help="also the plugin of this checkout, e.g. before a change")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory(dir=args.tmpfs) as fast:
         env = child_env(None if args.compile_each_run else Path(tmp, "pycache"))
@@ -107,6 +115,11 @@ def main() -> None:
         }
         if args.tmpfs is not None:
             runs["plugin, output on tmpfs"] = (plugin, (f"--hetero-output-dir={fast}",))
+        trees: dict[str, Path] = {}
+        if args.also_tree is not None:
+            name = f"plugin of {args.also_tree}"
+            trees[name] = args.also_tree.resolve()
+            runs[name] = (plugin, (f"--hetero-output-dir={Path(fast, 'other')}",) if args.tmpfs is not None else ())
         if args.split:
             one = Path(tmp, "one")
             one.mkdir()
@@ -114,10 +127,12 @@ def main() -> None:
                 runs[f"{name}, 1 case"] = (bench_overhead._suite(one, name, template, 1), runs[name][1])
         _cpu_s(plugin, env, "--hetero-json=report.json")  # untimed: bytecode cached, and the record's size
         _cpu_s(plain, env, "-p", "no:hetero")
+        for tree in trees.values():
+            _cpu_s(plugin, env, tree=tree)
         times: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(args.repeats):  # alternating
             for name, (directory, extra) in runs.items():
-                times[name].append(_cpu_s(directory, env, *extra))
+                times[name].append(_cpu_s(directory, env, *extra, tree=trees.get(name)))
         records = json.loads((plugin / "report.json").read_text())["results"]
         record_kb = statistics.median(len(json.dumps(r, separators=(",", ":"))) for r in records) / 1024
     cpu_s = {name: statistics.median(values) for name, values in times.items()}
@@ -130,6 +145,8 @@ def main() -> None:
         f"plain with the plugin's fixtures and hooks, empty, {ms['shaped']:.1f} ms "
         f"(ratio {ms['shaped'] / ms['plain']:.2f}); a trivial record {record_kb:.2f} KB (compact JSON, as written)"
     )
+    for name in trees:
+        print(f"{name}: {ms[name]:.1f} ms CPU/test (ratio {ms[name] / ms['plain']:.2f}), in the same rounds")
     if args.split:
         _print_split(cpu_s, args.cases)
 
