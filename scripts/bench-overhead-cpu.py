@@ -17,8 +17,10 @@ The plugin keeps each job's two logs in a directory of its own (three inodes a j
 pytest writes none. On this project's VMs ext4 makes inode allocation slow for a while after
 many deletions (the allocator skips recently deleted inodes one by one: ``perf`` shows
 ``recently_deleted``/``find_inode_bit``), which test suites and this script's own clean-up
-cause; ``--tmpfs DIR`` adds a third run of the plugin with ``--hetero-output-dir`` on ``DIR``
-(a tmpfs such as /dev/shm) in the same rounds, which takes the filesystem out.
+cause, in /tmp above all; ``--tmpfs DIR`` adds a third run of the plugin with ``--hetero-output-dir``
+on ``DIR`` (a tmpfs such as /dev/shm) in the same rounds, which takes the filesystem out.
+``--dir DIR`` puts the suites (and so the default ``.hetero/``) under ``DIR`` instead of the
+system's temporary directory: a project's directory, where a user's tests and their output live.
 
 ``--split`` adds one-case suites of the plugin and plain pytest to the same rounds and splits
 the difference into start-up (the one-case runs) and the cost of each further test (N cases
@@ -28,7 +30,8 @@ minus one case, over N - 1).
 put first on ``PYTHONPATH``, to the same rounds (on tmpfs when ``--tmpfs`` is given): a change's
 before and after, side by side. Usage::
 
-    .venv/bin/python scripts/bench-overhead-cpu.py --cases 300 --repeats 3 [--tmpfs DIR] [--split] [--also-tree DIR]
+    .venv/bin/python scripts/bench-overhead-cpu.py --cases 300 --repeats 3 [--tmpfs DIR] [--dir DIR] [--split]
+        [--also-tree DIR]
 """
 
 from __future__ import annotations
@@ -99,10 +102,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compile-each-run", action="store_true", help="keep PYTHONDONTWRITEBYTECODE as it is")
     parser.add_argument("--tmpfs", type=Path, help="also run the plugin with its output directory under this tmpfs")
+    parser.add_argument("--dir", type=Path, help="where the suites live (default: the system's temporary directory)")
     parser.add_argument("--split", action="store_true", help="also one-case runs: start-up against each further test")
     parser.add_argument("--also-tree", type=Path, help="also the plugin of this checkout, e.g. before a change")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory(dir=args.tmpfs) as fast:
+    if args.dir is not None:
+        args.dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp, tempfile.TemporaryDirectory(dir=args.tmpfs) as fast:
         env = child_env(None if args.compile_each_run else Path(tmp, "pycache"))
         plugin = bench_overhead._suite(Path(tmp), "plugin", bench_overhead.PLUGIN_TEST, args.cases)
         plain = bench_overhead._suite(Path(tmp), "plain", bench_overhead.PLAIN_TEST, args.cases)
