@@ -165,8 +165,8 @@ def redact_shared(part: str, owners: tuple[object, ...], build: Callable[[], T])
     """``redact_tree(build())``, once for each ``part`` of the same ``owners`` (emptied when a secret is registered).
 
     For what every case of a test on a platform repeats in its record. ``owners`` are the immutable
-    objects ``build`` reads (a platform, a workload, their fingerprints). The result is shared between
-    records: read it, or copy what is changed.
+    objects ``build`` reads (a platform, a workload, their fingerprints). Each call returns its own
+    copy (``pytest_hetero_result_record`` may change a record, nested parts included).
     """
     key = (part, tuple(map(id, owners)))
     found = _SHARED.get(key)
@@ -174,7 +174,17 @@ def redact_shared(part: str, owners: tuple[object, ...], build: Callable[[], T])
         if len(_SHARED) >= _SHARED_MAX:
             _SHARED.clear()
         found = _SHARED[key] = (owners, redact_tree(build()))
-    return found[1]  # type: ignore[no-any-return]
+    return _copy_tree(found[1])  # type: ignore[no-any-return]
+
+
+def _copy_tree(node: Any) -> Any:
+    """A copy of JSON-like data: new dicts and lists, the same (immutable) leaves."""
+    kind = type(node)
+    if kind is dict:
+        return {key: _copy_tree(value) for key, value in node.items()}
+    if kind is list:
+        return [_copy_tree(item) for item in node]
+    return node
 
 
 def _redact_dict(node: Mapping[Any, Any], done: frozenset[str] = frozenset()) -> dict[Any, Any]:

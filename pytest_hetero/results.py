@@ -182,7 +182,7 @@ class BenchmarkResult:
             "nodeid": self.nodeid,
             "test": self.test_key,
             "outcome": outcome,
-            "platform": shared_platform.copy(),
+            "platform": shared_platform,
             "workload": {
                 **shared_workload,
                 "seeds": [repeat_seed(self.workload.seed, index) for index in range(len(self.job_ids))],

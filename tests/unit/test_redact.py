@@ -84,7 +84,9 @@ def test_a_shared_part_is_redacted_once_until_a_secret_is_registered(monkeypatch
 
     first = redact.redact_shared("part", (owner,), build)
     assert first == {"command": ["run", "--db=s3cr3t-value"], "api_key": REDACTED, "n": 1}
-    assert redact.redact_shared("part", (owner,), build) is first and len(built) == 1
+    second = redact.redact_shared("part", (owner,), build)
+    assert second == first and len(built) == 1  # built and redacted once
+    assert second is not first and second["command"] is not first["command"]  # each caller's own copy
     redact.register_secret("s3cr3t-value")  # a secret known later is masked in what is built next
     again = redact.redact_shared("part", (owner,), build)
     assert again["command"] == ["run", f"--db={REDACTED}"] and len(built) == 2
@@ -101,7 +103,7 @@ def test_shared_parts_are_told_apart_by_part_and_by_owner_identity(monkeypatch: 
     assert redact.redact_shared("a", (one,), lambda: "rebuilt") == "one"
 
 
-def test_records_of_one_test_share_their_redacted_parts_and_mask_them() -> None:
+def test_the_records_of_a_test_redact_their_common_parts_once_and_each_get_a_copy() -> None:
     from pytest_hetero.config.models import Accelerator, BackendConfig, Platform
     from pytest_hetero.fingerprint import fingerprints
     from pytest_hetero.redact import redact_tree
@@ -120,6 +122,9 @@ def test_records_of_one_test_share_their_redacted_parts_and_mask_them() -> None:
     assert first["workload"] == {**shared, "seeds": [], "reported": {}}
     assert first["workload"]["config"] == {"db_password": REDACTED, "n": 2}
     assert first["workload"]["command"] == ["sh", "-c", f"run --password={REDACTED}"]
-    # Shared between the two records below the top; each record has its own top-level dicts to change.
-    assert second["workload"]["config"] is first["workload"]["config"]
-    assert second["platform"] is not first["platform"] and second["workload"] is not first["workload"]
+    # Each record has its own copy: a result-record hook may change one without touching the next.
+    first["workload"]["config"]["n"] = 3
+    first["platform"]["tags"].append("changed")
+    third = BenchmarkResult("a[local-2]", "t[2]", platform, workload, "", fingerprints=prints).to_record("passed")
+    assert second["workload"]["config"] == third["workload"]["config"] == {"db_password": REDACTED, "n": 2}
+    assert "changed" not in second["platform"]["tags"] and "changed" not in third["platform"]["tags"]
