@@ -193,7 +193,7 @@ def _redact_dict(node: Mapping[Any, Any], done: frozenset[str] = frozenset()) ->
     for key, value in node.items():
         kind = type(value)
         if value is None or kind is bool or (done and key in done):
-            out[key] = value  # a switch or nothing: no secret to mask
+            out[key] = value  # a switch or nothing (no secret to mask), or a part redacted already
         elif isinstance(key, str) and is_secret_key(key) and _is_leaf(value):
             out[key] = REDACTED
         elif kind is str:
