@@ -174,16 +174,16 @@ def redact_shared(part: str, owners: tuple[object, ...], build: Callable[[], T])
         if len(_SHARED) >= _SHARED_MAX:
             _SHARED.clear()
         found = _SHARED[key] = (owners, redact_tree(build()))
-    return _copy_tree(found[1])  # type: ignore[no-any-return]
+    return _copy_json(found[1])  # type: ignore[no-any-return]
 
 
-def _copy_tree(node: Any) -> Any:
+def _copy_json(node: Any) -> Any:
     """A copy of JSON-like data: new dicts and lists, the same (immutable) leaves."""
     kind = type(node)
     if kind is dict:
-        return {key: _copy_tree(value) for key, value in node.items()}
+        return {key: _copy_json(value) for key, value in node.items()}
     if kind is list:
-        return [_copy_tree(item) for item in node]
+        return [_copy_json(item) for item in node]
     return node
 
 

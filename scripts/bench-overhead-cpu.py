@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import bench_overhead  # scripts/ is on sys.path: this script's directory
 from bench_overhead import child_env
@@ -84,6 +85,14 @@ def pytest_runtest_logreport(report):
 """
 
 
+class Run(NamedTuple):
+    """One suite as a run of the rounds: its directory, pytest's extra arguments, another checkout's plugin."""
+
+    directory: Path
+    extra: tuple[str, ...]
+    tree: Path | None = None
+
+
 def _cpu_s(directory: Path, env: dict[str, str], *extra: str, tree: Path | None = None) -> float:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *extra]
@@ -114,31 +123,30 @@ def main() -> None:
         plain = bench_overhead._suite(Path(tmp), "plain", bench_overhead.PLAIN_TEST, args.cases)
         shaped = bench_overhead._suite(Path(tmp), "shaped", _SHAPED_TEST, args.cases)
         (shaped / "conftest.py").write_text(_SHAPED_CONFTEST)
-        runs: dict[str, tuple[Path, tuple[str, ...]]] = {
-            "plugin": (plugin, ()),
-            "plain": (plain, ("-p", "no:hetero")),
-            "shaped": (shaped, ("-p", "no:hetero")),
+        runs: dict[str, Run] = {
+            "plugin": Run(plugin, ()),
+            "plain": Run(plain, ("-p", "no:hetero")),
+            "shaped": Run(shaped, ("-p", "no:hetero")),
         }
         if args.tmpfs is not None:
-            runs["plugin, output on tmpfs"] = (plugin, (f"--hetero-output-dir={fast}",))
-        trees: dict[str, Path] = {}
+            runs["plugin, output on tmpfs"] = Run(plugin, (f"--hetero-output-dir={fast}",))
         if args.also_tree is not None:
-            name = f"plugin of {args.also_tree}"
-            trees[name] = args.also_tree.resolve()
-            runs[name] = (plugin, (f"--hetero-output-dir={Path(fast, 'other')}",) if args.tmpfs is not None else ())
+            other = (f"--hetero-output-dir={Path(fast, 'other')}",) if args.tmpfs is not None else ()
+            runs[f"plugin of {args.also_tree}"] = Run(plugin, other, args.also_tree.resolve())
         if args.split:
             one = Path(tmp, "one")
             one.mkdir()
             for name, template in (("plugin", bench_overhead.PLUGIN_TEST), ("plain", bench_overhead.PLAIN_TEST)):
-                runs[f"{name}, 1 case"] = (bench_overhead._suite(one, name, template, 1), runs[name][1])
+                runs[f"{name}, 1 case"] = Run(bench_overhead._suite(one, name, template, 1), runs[name].extra)
         _cpu_s(plugin, env, "--hetero-json=report.json")  # untimed: bytecode cached, and the record's size
         _cpu_s(plain, env, "-p", "no:hetero")
-        for tree in trees.values():
-            _cpu_s(plugin, env, tree=tree)
+        for run in runs.values():
+            if run.tree is not None:  # untimed: that checkout's bytecode cached too
+                _cpu_s(run.directory, env, *run.extra, tree=run.tree)
         times: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(args.repeats):  # alternating
-            for name, (directory, extra) in runs.items():
-                times[name].append(_cpu_s(directory, env, *extra, tree=trees.get(name)))
+            for name, run in runs.items():
+                times[name].append(_cpu_s(run.directory, env, *run.extra, tree=run.tree))
         records = json.loads((plugin / "report.json").read_text())["results"]
         record_kb = statistics.median(len(json.dumps(r, separators=(",", ":"))) for r in records) / 1024
     cpu_s = {name: statistics.median(values) for name, values in times.items()}
@@ -151,7 +159,7 @@ def main() -> None:
         f"plain with the plugin's fixtures and hooks, empty, {ms['shaped']:.1f} ms "
         f"(ratio {ms['shaped'] / ms['plain']:.2f}); a trivial record {record_kb:.2f} KB (compact JSON, as written)"
     )
-    for name in trees:
+    for name in (name for name, run in runs.items() if run.tree is not None):
         print(f"{name}: {ms[name]:.1f} ms CPU/test (ratio {ms[name] / ms['plain']:.2f}), in the same rounds")
     if args.split:
         _print_split(cpu_s, args.cases)
